@@ -1,0 +1,12 @@
+#pragma once
+
+// Each subcommand is a thin adapter: parse arguments, call the library, print.
+
+#include <CLI/CLI.hpp>
+
+namespace sieve::cli {
+
+void add_info_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
+
+}  // namespace sieve::cli

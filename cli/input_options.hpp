@@ -1,0 +1,39 @@
+#pragma once
+
+// Options shared by every command that reads inputs: the sidecar profile and preprocessing overrides.
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sieve/io/inputs.hpp"
+#include "sieve/io/preprocess.hpp"
+#include "sieve/io/profile.hpp"
+#include "sieve/model.hpp"
+
+namespace sieve::cli {
+
+struct InputOptions {
+  std::string profile;  // explicit profile file; default MODEL.json when present
+  bool no_profile = false;
+  std::string color;
+  std::optional<float> scale;
+  std::vector<float> mean, std;
+  std::vector<float> raw_range;
+  int64_t batch = 32;
+};
+
+void add_input_options(CLI::App* cmd, InputOptions& o);
+
+struct LoadedInputs {
+  std::optional<ModelProfile> profile;
+  Preprocessing preprocessing;
+  std::vector<NamedInput> inputs;
+};
+
+// Profile (unless disabled) + command-line overrides → preprocessing → the inputs, one sample each.
+LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model, const std::vector<std::string>& paths,
+                             const InputOptions& o);
+
+}  // namespace sieve::cli

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <vector>
+
+#include "sieve/graph.hpp"
+#include "sieve/tensor.hpp"
+
+namespace sieve {
+
+// Activations of one forward pass, indexed by ValueId; empty for values that were not kept.
+struct Trace {
+  std::vector<Tensor> values;
+};
+
+// Runs a graph forward, batched over the leading dimension of the inputs. Each intermediate value is
+// released right after its last consumer ran, unless the caller asked to keep it in the trace.
+class Executor {
+ public:
+  explicit Executor(const Graph& graph);
+
+  // `keep[v]` marks values to keep in `trace` (constants and inputs are always available there).
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, Trace* trace = nullptr,
+                          const std::vector<bool>& keep = {}) const;
+
+ private:
+  const Graph& graph_;
+  std::vector<int> last_use_;  // per value: index of the last node reading it (-1: none; outputs never freed)
+};
+
+}  // namespace sieve

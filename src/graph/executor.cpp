@@ -1,0 +1,73 @@
+#include "sieve/executor.hpp"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "sieve/error.hpp"
+
+namespace sieve {
+
+Executor::Executor(const Graph& graph) : graph_(graph), last_use_(graph.values().size(), -1) {
+  const auto& nodes = graph.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (ValueId v : nodes[n].inputs) {
+      if (v >= 0) last_use_[static_cast<size_t>(v)] = static_cast<int>(n);
+    }
+  }
+  // Outputs and model inputs are never released (inputs belong to the caller and stay in the trace).
+  for (ValueId v : graph.outputs) last_use_[static_cast<size_t>(v)] = static_cast<int>(nodes.size());
+  for (ValueId v : graph.inputs) last_use_[static_cast<size_t>(v)] = static_cast<int>(nodes.size());
+}
+
+std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trace, const std::vector<bool>& keep) const {
+  if (inputs.size() != graph_.inputs.size()) {
+    throw Error("the model takes " + std::to_string(graph_.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+  }
+  std::vector<Tensor> values(graph_.values().size());
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (graph_.values()[v].is_constant()) values[v] = graph_.values()[v].constant;
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs[i])] = inputs[i];
+  auto kept = [&](ValueId v) { return trace != nullptr && static_cast<size_t>(v) < keep.size() && keep[static_cast<size_t>(v)]; };
+
+  const auto& nodes = graph_.nodes();
+  std::vector<Tensor> args;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const Node& node = nodes[n];
+    args.clear();
+    for (ValueId v : node.inputs) {
+      if (v >= 0 && values[static_cast<size_t>(v)].empty() && !graph_.value(v).is_constant()) {
+        throw Error(node.spec.where() + ": input '" + graph_.value(v).name + "' was not computed");
+      }
+      args.push_back(v >= 0 ? values[static_cast<size_t>(v)] : Tensor());
+    }
+    // Trailing omitted optional inputs are dropped so ops see only what was given.
+    while (!args.empty() && args.back().empty() && node.inputs[args.size() - 1] < 0) args.pop_back();
+    std::vector<Tensor> outputs;
+    try {
+      outputs = node.op->forward(args);
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      throw Error(message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message);
+    } catch (const dnnl::error& e) {
+      throw Error(node.spec.where() + ": oneDNN: " + e.what());
+    }
+    for (size_t k = 0; k < node.outputs.size() && k < outputs.size(); ++k) {
+      if (node.outputs[k] >= 0) values[static_cast<size_t>(node.outputs[k])] = std::move(outputs[k]);
+    }
+    for (ValueId v : node.inputs) {
+      if (v >= 0 && last_use_[static_cast<size_t>(v)] == static_cast<int>(n) && !kept(v) &&
+          !graph_.value(v).is_constant()) {
+        values[static_cast<size_t>(v)] = Tensor();
+      }
+    }
+    for (ValueId v : node.outputs) {
+      if (v >= 0 && last_use_[static_cast<size_t>(v)] < 0 && !kept(v)) values[static_cast<size_t>(v)] = Tensor();
+    }
+  }
+  std::vector<Tensor> outputs;
+  for (ValueId v : graph_.outputs) outputs.push_back(values[static_cast<size_t>(v)]);
+  if (trace != nullptr) trace->values = std::move(values);
+  return outputs;
+}
+
+}  // namespace sieve

@@ -1,0 +1,271 @@
+#include "import/onnx_import.hpp"
+
+#include <onnx/checker.h>
+#include <onnx/defs/schema.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <map>
+
+#include "import/tensor_proto.hpp"
+#include "sieve/error.hpp"
+
+namespace sieve::onnx_import {
+namespace {
+
+// Constant sub-graphs larger than this stay in the graph instead of being folded at load time.
+constexpr int64_t kMaxFoldedElements = int64_t{1} << 24;
+
+Attributes convert_attributes(const onnx::NodeProto& node, const std::string& where) {
+  Attributes attributes;
+  for (const onnx::AttributeProto& a : node.attribute()) {
+    switch (a.type()) {
+      case onnx::AttributeProto::INT: attributes.set(a.name(), static_cast<int64_t>(a.i())); break;
+      case onnx::AttributeProto::FLOAT: attributes.set(a.name(), a.f()); break;
+      case onnx::AttributeProto::STRING: attributes.set(a.name(), a.s()); break;
+      case onnx::AttributeProto::INTS: attributes.set(a.name(), std::vector<int64_t>(a.ints().begin(), a.ints().end())); break;
+      case onnx::AttributeProto::FLOATS: attributes.set(a.name(), std::vector<float>(a.floats().begin(), a.floats().end())); break;
+      case onnx::AttributeProto::TENSOR: attributes.set(a.name(), tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'")); break;
+      default: break;  // graph/sparse attributes belong to operators sieve does not support
+    }
+  }
+  return attributes;
+}
+
+void read_type_shape(const onnx::TypeProto& type, Value& value, const std::string& where) {
+  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return;
+  value.shape.clear();
+  for (const auto& d : type.tensor_type().shape().dim()) value.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  value.shape_known = true;
+  Shape known = value.shape;
+  for (int64_t& d : known) d = std::max<int64_t>(d, 1);
+  checked_element_count(known, where);
+}
+
+// The value of a Constant node.
+Tensor constant_value(const onnx::NodeProto& node, const std::string& where) {
+  for (const onnx::AttributeProto& a : node.attribute()) {
+    if (a.name() == "value") return tensor_from_proto(a.t(), where);
+    if (a.name() == "value_float") return Tensor(Shape{}, a.f());
+    if (a.name() == "value_int") return Tensor(Shape{}, static_cast<float>(a.i()));
+    if (a.name() == "value_floats") return Tensor(Shape{a.floats_size()}, std::vector<float>(a.floats().begin(), a.floats().end()));
+    if (a.name() == "value_ints") {
+      std::vector<float> v(a.ints().begin(), a.ints().end());
+      return Tensor(Shape{static_cast<int64_t>(v.size())}, v);
+    }
+  }
+  throw Error(where + ": Constant without a supported value attribute (value, value_float(s), value_int(s))");
+}
+
+onnx::ModelProto parse(std::string_view bytes, const std::string& name) {
+  onnx::ModelProto model;
+  if (bytes.empty()) throw Error(name + ": empty file, not an ONNX model");
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    throw Error(name + ": not a valid ONNX model (the protobuf could not be parsed; truncated or corrupt file?)");
+  }
+  if (!model.has_graph()) throw Error(name + ": the ONNX model has no graph");
+  return model;
+}
+
+int64_t default_opset(const onnx::ModelProto& model, const std::string& name) {
+  int64_t opset = 0;
+  for (const auto& op : model.opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+  }
+  if (opset == 0) throw Error(name + ": the model imports no version of the default ONNX operator set");
+  return opset;
+}
+
+bool is_default_domain(const onnx::NodeProto& n) { return n.domain().empty() || n.domain() == "ai.onnx"; }
+
+}  // namespace
+
+OperatorScan scan_operators(std::string_view bytes, const std::string& name) {
+  const onnx::ModelProto model = parse(bytes, name);
+  OperatorScan scan;
+  scan.opset = default_opset(model, name);
+  for (int i = 0; i < model.graph().node_size(); ++i) {
+    const onnx::NodeProto& n = model.graph().node(i);
+    ++scan.op_counts[n.op_type()];
+    if (n.op_type() != "Constant" && (!is_default_domain(n) || !is_supported_op(n.op_type()))) {
+      scan.unsupported.push_back(n.op_type() + " (node '" + (n.name().empty() ? n.op_type() + "_" + std::to_string(i) : n.name()) + "')");
+    }
+  }
+  return scan;
+}
+
+ImportResult import_model(std::string_view bytes, const std::string& name) {
+  onnx::ModelProto model = parse(bytes, name);
+  ImportResult result;
+  ModelReport& report = result.report;
+  report.path = name;
+  report.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
+  report.opset = default_opset(model, name);
+  if (report.opset < 9) throw Error(name + ": opset " + std::to_string(report.opset) + " is older than 9, the oldest sieve supports");
+
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    throw Error(name + ": ONNX checker: " + e.what());
+  }
+  try {
+    onnx::ShapeInferenceOptions options{false, 0, true};
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), options);
+  } catch (const std::exception& e) {
+    throw Error(name + ": ONNX shape inference: " + e.what());
+  }
+
+  const onnx::GraphProto& g = model.graph();
+  Graph& graph = result.graph;
+  std::map<std::string, ValueId> ids;
+  for (const onnx::TensorProto& init : g.initializer()) {
+    Value v{init.name(), {}, false, tensor_from_proto(init, name + ": initializer '" + init.name() + "'")};
+    v.shape = v.constant.shape();
+    v.shape_known = true;
+    ids[init.name()] = graph.add_value(std::move(v));
+  }
+  for (const onnx::ValueInfoProto& in : g.input()) {
+    if (ids.count(in.name())) continue;  // an initializer listed as input (old exporters): a constant
+    Value v{in.name(), {}, false, {}};
+    read_type_shape(in.type(), v, name + ": input '" + in.name() + "'");
+    const int32_t elem = in.type().tensor_type().elem_type();
+    if (!is_numeric_type(elem)) throw Error(name + ": input '" + in.name() + "' has unsupported element type " + type_name(elem));
+    const ValueId id = graph.add_value(std::move(v));
+    ids[in.name()] = id;
+    graph.inputs.push_back(id);
+    result.input_names.push_back(in.name());
+    result.input_shapes.push_back(graph.value(id).shape);
+  }
+  std::map<std::string, const onnx::TypeProto*> inferred;
+  for (const onnx::ValueInfoProto& vi : g.value_info()) inferred[vi.name()] = &vi.type();
+  for (const onnx::ValueInfoProto& vi : g.output()) inferred[vi.name()] = &vi.type();
+
+  for (int i = 0; i < g.node_size(); ++i) {
+    const onnx::NodeProto& n = g.node(i);
+    OpSpec spec;
+    spec.op_type = n.op_type();
+    spec.name = n.name().empty() ? n.op_type() + "_" + std::to_string(i) : n.name();
+    spec.opset = report.opset;
+    ++report.onnx_op_counts[n.op_type()];
+    if (!is_default_domain(n)) {
+      throw Error(name + ": " + spec.where() + ": unsupported operator (domain '" + n.domain() + "')");
+    }
+    Node node;
+    node.name = spec.name;
+    for (const std::string& out : n.output()) {
+      if (out.empty()) {
+        node.outputs.push_back(-1);
+        continue;
+      }
+      Value v{out, {}, false, {}};
+      if (auto it = inferred.find(out); it != inferred.end()) read_type_shape(*it->second, v, name + ": value '" + out + "'");
+      const ValueId id = graph.add_value(std::move(v));
+      ids[out] = id;
+      node.outputs.push_back(id);
+    }
+    if (n.op_type() == "Constant") {
+      const ValueId id = node.outputs.at(0);
+      graph.value(id).constant = constant_value(n, name + ": " + spec.where());
+      graph.value(id).shape = graph.value(id).constant.shape();
+      graph.value(id).shape_known = true;
+      continue;
+    }
+    spec.num_outputs = static_cast<size_t>(n.output_size());
+    spec.num_inputs = static_cast<size_t>(n.input_size());
+    spec.attributes = convert_attributes(n, name + ": " + spec.where());
+    for (const std::string& in : n.input()) spec.input_present.push_back(!in.empty());
+    node.spec = spec;
+    try {
+      node.op = create_op(spec);
+    } catch (const Error& e) {
+      throw Error(name + ": " + e.what());
+    }
+    // Inputs are resolved after all nodes exist, so a graph listed out of order still loads.
+    node.inputs.assign(static_cast<size_t>(n.input_size()), -1);
+    graph.add_node(std::move(node));
+  }
+  // Resolve node inputs by name.
+  {
+    int node_index = 0;
+    for (int i = 0; i < g.node_size(); ++i) {
+      const onnx::NodeProto& n = g.node(i);
+      if (n.op_type() == "Constant") continue;
+      Node& node = graph.nodes()[static_cast<size_t>(node_index++)];
+      for (int k = 0; k < n.input_size(); ++k) {
+        if (n.input(k).empty()) continue;
+        auto it = ids.find(n.input(k));
+        if (it == ids.end()) {
+          throw Error(name + ": " + node.spec.where() + ": input '" + n.input(k) +
+                      "' is not an initializer, a graph input or the output of any node");
+        }
+        node.inputs[static_cast<size_t>(k)] = it->second;
+      }
+    }
+  }
+  for (const onnx::ValueInfoProto& out : g.output()) {
+    auto it = ids.find(out.name());
+    if (it == ids.end()) throw Error(name + ": graph output '" + out.name() + "' is not produced by any node");
+    graph.outputs.push_back(it->second);
+    result.output_names.push_back(out.name());
+    Value declared;
+    read_type_shape(out.type(), declared, name + ": output '" + out.name() + "'");
+    result.output_shapes.push_back(declared.shape);
+  }
+  try {
+    graph.sort_topologically();
+  } catch (const Error& e) {
+    throw Error(name + ": " + e.what());
+  }
+
+  // Fold every node whose inputs are known at load time (initializers, Constant nodes, the Shape of a
+  // value whose shape is fully known), so shape arithmetic disappears from the run-time graph.
+  std::vector<Node> kept;
+  for (Node& node : graph.nodes()) {
+    bool foldable = true;
+    std::vector<Tensor> inputs;
+    for (ValueId v : node.inputs) {
+      if (v < 0) {
+        inputs.emplace_back();
+        continue;
+      }
+      const Value& value = graph.value(v);
+      if (value.is_constant()) {
+        inputs.push_back(value.constant);
+      } else if (node.spec.op_type == "Shape" && value.shape_known &&
+                 std::all_of(value.shape.begin(), value.shape.end(), [](int64_t d) { return d >= 0; })) {
+        inputs.push_back(Tensor::uninitialized(value.shape));  // only the shape is read; pages stay untouched
+      } else {
+        foldable = false;
+        break;
+      }
+    }
+    if (foldable) {
+      std::vector<Tensor> outputs;
+      try {
+        outputs = node.op->forward(inputs);
+      } catch (const Error& e) {
+        throw Error(name + ": " + node.spec.where() + ": " + e.what());
+      }
+      bool small = true;
+      for (const Tensor& t : outputs) small = small && t.size() <= kMaxFoldedElements;
+      if (small) {
+        for (size_t k = 0; k < node.outputs.size() && k < outputs.size(); ++k) {
+          if (node.outputs[k] < 0) continue;
+          Value& out = graph.value(node.outputs[k]);
+          out.constant = outputs[k];
+          out.shape = outputs[k].shape();
+          out.shape_known = true;
+        }
+        ++report.folded_constant_nodes;
+        continue;
+      }
+    }
+    kept.push_back(std::move(node));
+  }
+  graph.nodes() = std::move(kept);
+  graph.prune();
+  return result;
+}
+
+}  // namespace sieve::onnx_import

@@ -1,0 +1,213 @@
+// Conv (1-3 spatial dimensions, groups, dilations, auto_pad) and ConvTranspose. ConvTranspose is the
+// transpose of a convolution, so both run on the same three oneDNN convolution kernels.
+
+#include "ops/common.hpp"
+#include "ops/dnnl_kernels.hpp"
+#include "ops/factories.hpp"
+
+namespace sieve::ops {
+namespace {
+
+void add_channel_bias(Tensor& y, const Tensor& b) {
+  const int64_t n = y.dim(0), c = y.dim(1), inner = y.size() / std::max<int64_t>(1, n * c);
+  float* p = y.data();
+#pragma omp parallel for collapse(2) if (y.size() > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < c; ++j) {
+      float* q = p + (i * c + j) * inner;
+      const float v = b[j];
+      for (int64_t k = 0; k < inner; ++k) q[k] += v;
+    }
+  }
+}
+
+// Checks x [N, C, *spatial] against w [O, C/group, *kernel] for a convolution reading x.
+void check_conv_operands(const std::string& where, const Shape& x, const Shape& w, int64_t group, const char* x_role) {
+  if (x.size() < 3 || x.size() > 5) {
+    throw Error(where + ": " + x_role + " must have 1 to 3 spatial dimensions, got shape " + to_string(x));
+  }
+  if (w.size() != x.size()) {
+    throw Error(where + ": weight shape " + to_string(w) + " does not match " + x_role + " shape " + to_string(x));
+  }
+  if (w[0] % group != 0 || x[1] != w[1] * group) {
+    throw Error(where + ": " + x_role + " has " + std::to_string(x[1]) + " channels but weights " + to_string(w) +
+                " with group=" + std::to_string(group) + " expect " + std::to_string(w[1] * group));
+  }
+}
+
+class ConvOp : public LinearOp {
+ public:
+  ConvOp(const OpSpec& spec) : where_(spec.where()), window_(WindowAttributes::read(spec, false)) {
+    group_ = spec.attributes.get_int("group", 1);
+    if (group_ <= 0) spec.fail("group must be positive");
+  }
+  std::string_view type() const override { return "Conv"; }
+
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 2, 3, where_);
+    return {apply(inputs[0], inputs[1], optional_input(inputs, 2))};
+  }
+  Tensor weight(std::span<const Tensor> inputs) const override { return inputs[1]; }
+  Tensor bias(std::span<const Tensor> inputs) const override { return optional_input(inputs, 2); }
+
+  Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x.shape(), w.shape(), g);
+    if (!b.empty() && (b.rank() != 1 || b.dim(0) != w.dim(0))) {
+      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " + std::to_string(w.dim(0)) +
+                  " output channels");
+    }
+    if (element_count(y_shape) == 0 || x.size() == 0) return Tensor(y_shape);
+    return kernels::conv_forward(g, x, w, b, y_shape);
+  }
+  Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x_shape, w.shape(), g);
+    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (dy.size() == 0) return Tensor(x_shape);
+    return kernels::conv_backward_data(g, dy, w, x_shape);
+  }
+  Tensor weight_gradient(const Tensor& x, const Tensor& dy, const Shape& w_shape) const override {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x.shape(), w_shape, g);
+    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (dy.size() == 0) return Tensor(w_shape);
+    return kernels::conv_backward_weights(g, x, dy, w_shape);
+  }
+
+ private:
+  // Geometry and output shape for input x_shape and weights w_shape.
+  Shape plan(const Shape& x, const Shape& w, kernels::ConvGeometry& g) const {
+    check_conv_operands(where_, x, w, group_, "input");
+    const size_t n = x.size() - 2;
+    const std::vector<int64_t> in(x.begin() + 2, x.end()), k(w.begin() + 2, w.end());
+    if (!window_.kernel.empty() && window_.kernel != k) {
+      throw Error(where_ + ": kernel_shape does not match weight shape " + to_string(w));
+    }
+    if ((!window_.strides.empty() && window_.strides.size() != n) || (!window_.pads.empty() && window_.pads.size() != 2 * n) ||
+        (!window_.dilations.empty() && window_.dilations.size() != n)) {
+      throw Error(where_ + ": attributes do not match " + std::to_string(n) + " spatial dimensions");
+    }
+    g.groups = group_;
+    g.strides = window_.strides.empty() ? std::vector<int64_t>(n, 1) : window_.strides;
+    g.dilations = window_.dilations.empty() ? std::vector<int64_t>(n, 1) : window_.dilations;
+    window_.resolve_pads(in, k, g.pad_begin, g.pad_end);
+    Shape y{x[0], w[0]};
+    for (size_t i = 0; i < n; ++i) {
+      y.push_back(window_output_size(in[i], k[i], g.strides[i], g.dilations[i], g.pad_begin[i], g.pad_end[i]));
+    }
+    return y;
+  }
+
+  std::string where_;
+  WindowAttributes window_;
+  int64_t group_ = 1;
+};
+
+class ConvTransposeOp : public LinearOp {
+ public:
+  ConvTransposeOp(const OpSpec& spec) : where_(spec.where()), window_(WindowAttributes::read(spec, false)) {
+    group_ = spec.attributes.get_int("group", 1);
+    if (group_ <= 0) spec.fail("group must be positive");
+    output_padding_ = spec.attributes.get_ints("output_padding");
+    output_shape_ = spec.attributes.get_ints("output_shape");
+  }
+  std::string_view type() const override { return "ConvTranspose"; }
+
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 2, 3, where_);
+    return {apply(inputs[0], inputs[1], optional_input(inputs, 2))};
+  }
+  Tensor weight(std::span<const Tensor> inputs) const override { return inputs[1]; }
+  Tensor bias(std::span<const Tensor> inputs) const override { return optional_input(inputs, 2); }
+
+  // y = convᵀ(x): x plays the convolution's output, y its input.
+  Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x.shape(), w.shape(), g);
+    if (!b.empty() && (b.rank() != 1 || b.dim(0) != y_shape[1])) {
+      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " + std::to_string(y_shape[1]) +
+                  " output channels");
+    }
+    if (element_count(y_shape) == 0) return Tensor(y_shape);
+    Tensor y = x.size() == 0 ? Tensor(y_shape) : kernels::conv_backward_data(g, x, w, y_shape);
+    if (!b.empty()) add_channel_bias(y, b);
+    return y;
+  }
+  Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x_shape, w.shape(), g);
+    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (element_count(x_shape) == 0 || dy.size() == 0) return Tensor(x_shape);
+    return kernels::conv_forward(g, dy, w, Tensor(), x_shape);
+  }
+  Tensor weight_gradient(const Tensor& x, const Tensor& dy, const Shape& w_shape) const override {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x.shape(), w_shape, g);
+    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (x.size() == 0 || dy.size() == 0) return Tensor(w_shape);
+    return kernels::conv_backward_weights(g, dy, x, w_shape);
+  }
+
+ private:
+  // Output shape and the geometry of the convolution from y back to x.
+  Shape plan(const Shape& x, const Shape& w, kernels::ConvGeometry& g) const {
+    if (x.size() < 3 || x.size() > 5 || w.size() != x.size() || x[1] != w[0] || w[0] % group_ != 0) {
+      throw Error(where_ + ": input " + to_string(x) + " and weights " + to_string(w) + " (group=" +
+                  std::to_string(group_) + ") do not fit a transposed convolution");
+    }
+    const size_t n = x.size() - 2;
+    const std::vector<int64_t> in(x.begin() + 2, x.end()), k(w.begin() + 2, w.end());
+    if ((!window_.strides.empty() && window_.strides.size() != n) ||
+        (!window_.dilations.empty() && window_.dilations.size() != n) ||
+        (!window_.pads.empty() && window_.pads.size() != 2 * n) ||
+        (!output_padding_.empty() && output_padding_.size() != n) ||
+        (!output_shape_.empty() && output_shape_.size() != n && output_shape_.size() != n + 2)) {
+      throw Error(where_ + ": attributes do not match " + std::to_string(n) + " spatial dimensions");
+    }
+    g.groups = group_;
+    g.strides = window_.strides.empty() ? std::vector<int64_t>(n, 1) : window_.strides;
+    g.dilations = window_.dilations.empty() ? std::vector<int64_t>(n, 1) : window_.dilations;
+    g.pad_begin.assign(n, 0);
+    g.pad_end.assign(n, 0);
+    Shape y{x[0], w[1] * group_};
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t s = g.strides[i], d = g.dilations[i], span = (k[i] - 1) * d + 1;
+      const int64_t op = output_padding_.empty() ? 0 : output_padding_[i];
+      if (op < 0 || (op >= s && op >= d)) throw Error(where_ + ": output_padding must be smaller than stride or dilation");
+      const int64_t natural = s * (in[i] - 1) + op + span;
+      int64_t out = 0;
+      if (!output_shape_.empty() || window_.auto_pad == "SAME_UPPER" || window_.auto_pad == "SAME_LOWER") {
+        out = !output_shape_.empty() ? output_shape_[output_shape_.size() - n + i] : in[i] * s;
+        const int64_t total = natural - out;
+        if (total < 0) throw Error(where_ + ": output_shape is larger than the transposed convolution can produce");
+        const bool upper = window_.auto_pad != "SAME_LOWER";
+        g.pad_begin[i] = upper ? total / 2 : total - total / 2;
+        g.pad_end[i] = total - g.pad_begin[i];
+      } else {
+        if (window_.auto_pad == "NOTSET" && !window_.pads.empty()) {
+          g.pad_begin[i] = window_.pads[i];
+          g.pad_end[i] = window_.pads[i + n];
+        }
+        out = natural - g.pad_begin[i] - g.pad_end[i];
+      }
+      if (out <= 0) throw Error(where_ + ": output would be empty");
+      // The convolution y → x with these pads yields x again: output padding only adds a tail of y that
+      // no window reaches completely, which floor division in the output size absorbs.
+      y.push_back(out);
+    }
+    return y;
+  }
+
+  std::string where_;
+  WindowAttributes window_;
+  int64_t group_ = 1;
+  std::vector<int64_t> output_padding_, output_shape_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_conv(const OpSpec& spec) { return std::make_unique<ConvOp>(spec); }
+std::unique_ptr<Op> make_conv_transpose(const OpSpec& spec) { return std::make_unique<ConvTransposeOp>(spec); }
+
+}  // namespace sieve::ops

@@ -1,0 +1,229 @@
+// Element-wise ops: activations, Clip, broadcasting arithmetic, Softmax/LogSoftmax, Where, Expand.
+// Plain loops the compiler vectorizes, parallel with OpenMP on large tensors.
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "ops/common.hpp"
+#include "ops/factories.hpp"
+
+namespace sieve::ops {
+namespace {
+
+constexpr int64_t kParallelThreshold = 1 << 15;
+
+template <class F>
+Tensor map_unary(const Tensor& x, F f) {
+  Tensor y = Tensor::uninitialized(x.shape());
+  const float* px = x.data();
+  float* py = y.data();
+  const int64_t n = x.size();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
+  return y;
+}
+
+class UnaryOp : public Op {
+ public:
+  UnaryOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type) {
+    alpha_ = spec.attributes.get_float("alpha", type_ == "LeakyRelu" ? 0.01f : 1.0f);
+  }
+  std::string_view type() const override { return type_; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 1, 1, where_);
+    const Tensor& x = inputs[0];
+    const float a = alpha_;
+    if (type_ == "Relu") return {map_unary(x, [](float v) { return v > 0.0f ? v : 0.0f; })};
+    if (type_ == "LeakyRelu") return {map_unary(x, [a](float v) { return v >= 0.0f ? v : a * v; })};
+    if (type_ == "Elu") return {map_unary(x, [a](float v) { return v >= 0.0f ? v : a * std::expm1(v); })};
+    if (type_ == "Sigmoid") return {map_unary(x, [](float v) { return 1.0f / (1.0f + std::exp(-v)); })};
+    return {map_unary(x, [](float v) { return std::tanh(v); })};
+  }
+
+ private:
+  std::string where_, type_;
+  float alpha_;
+};
+
+class ClipOp : public Op {
+ public:
+  ClipOp(const OpSpec& spec) : where_(spec.where()), bounds_as_inputs_(spec.opset >= 11) {
+    min_ = spec.attributes.get_float("min", -std::numeric_limits<float>::infinity());
+    max_ = spec.attributes.get_float("max", std::numeric_limits<float>::infinity());
+  }
+  std::string_view type() const override { return "Clip"; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 1, 3, where_);
+    float lo = min_, hi = max_;
+    if (bounds_as_inputs_) {
+      lo = bound(inputs, 1, -std::numeric_limits<float>::infinity());
+      hi = bound(inputs, 2, std::numeric_limits<float>::infinity());
+    }
+    return {map_unary(inputs[0], [lo, hi](float v) { return std::min(std::max(v, lo), hi); })};
+  }
+
+ private:
+  float bound(std::span<const Tensor> inputs, size_t i, float fallback) const {
+    const Tensor& t = optional_input(inputs, i);
+    if (t.empty()) return fallback;
+    if (t.size() != 1) throw Error(where_ + ": min/max must be scalars, got shape " + to_string(t.shape()));
+    return t[0];
+  }
+  std::string where_;
+  bool bounds_as_inputs_;
+  float min_, max_;
+};
+
+// Applies f(a_i, b_i) with numpy broadcasting. The innermost axis is a contiguous run whenever possible.
+template <class F>
+Tensor broadcast_binary(const Tensor& a, const Tensor& b, const std::string& where, F f) {
+  const Shape out = broadcast_shapes(a.shape(), b.shape(), where);
+  Tensor y = Tensor::uninitialized(out);
+  const int64_t n = y.size();
+  if (n == 0) return y;
+  if (a.shape() == b.shape()) {
+    const float *pa = a.data(), *pb = b.data();
+    float* py = y.data();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
+    return y;
+  }
+  const size_t rank = out.size();
+  auto broadcast_strides = [&](const Shape& s) {
+    std::vector<int64_t> st(rank, 0);
+    const std::vector<int64_t> own = strides_of(s);
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != 1) st[rank - s.size() + i] = own[i];
+    }
+    return st;
+  };
+  const std::vector<int64_t> sa = broadcast_strides(a.shape()), sb = broadcast_strides(b.shape());
+  const int64_t inner = rank == 0 ? 1 : out.back();
+  const int64_t rows = n / inner;
+  const int64_t ia = rank == 0 ? 0 : sa.back(), ib = rank == 0 ? 0 : sb.back();
+  const float *pa = a.data(), *pb = b.data();
+  float* py = y.data();
+#pragma omp parallel for if (n > kParallelThreshold)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, oa = 0, ob = 0;
+    for (size_t d = rank - 1; d-- > 0;) {
+      const int64_t idx = rem % out[d];
+      rem /= out[d];
+      oa += idx * sa[d];
+      ob += idx * sb[d];
+    }
+    float* row = py + r * inner;
+    for (int64_t i = 0; i < inner; ++i) row[i] = f(pa[oa + i * ia], pb[ob + i * ib]);
+  }
+  return y;
+}
+
+class BinaryOp : public Op {
+ public:
+  BinaryOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type) {
+    if (spec.opset < 7 && spec.attributes.has("broadcast")) spec.fail("legacy 'broadcast' attribute is not supported");
+  }
+  std::string_view type() const override { return type_; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 2, 2, where_);
+    const Tensor &a = inputs[0], &b = inputs[1];
+    if (type_ == "Add") return {broadcast_binary(a, b, where_, std::plus<float>())};
+    if (type_ == "Sub") return {broadcast_binary(a, b, where_, std::minus<float>())};
+    if (type_ == "Mul") return {broadcast_binary(a, b, where_, std::multiplies<float>())};
+    if (type_ == "Div") return {broadcast_binary(a, b, where_, std::divides<float>())};
+    return {broadcast_binary(a, b, where_, [](float x, float y) { return x == y ? 1.0f : 0.0f; })};
+  }
+
+ private:
+  std::string where_, type_;
+};
+
+// Softmax / LogSoftmax. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and normalized
+// over the flattened trailing part; from opset 13 over the single axis (default -1).
+class SoftmaxOp : public Op {
+ public:
+  SoftmaxOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type), coerce_2d_(spec.opset < 13) {
+    axis_ = spec.attributes.get_int("axis", coerce_2d_ ? 1 : -1);
+  }
+  std::string_view type() const override { return type_; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 1, 1, where_);
+    const Tensor& x = inputs[0];
+    const int64_t rank = std::max<int64_t>(x.rank(), 1);
+    const int64_t axis = normalize_axis(axis_, rank, where_);
+    int64_t outer = 1, len = 1, inner = 1;
+    for (int64_t d = 0; d < x.rank(); ++d) {
+      if (d < axis) outer *= x.dim(d);
+      else if (d == axis || coerce_2d_) len *= x.dim(d);
+      else inner *= x.dim(d);
+    }
+    Tensor y = Tensor::uninitialized(x.shape());
+    const bool log = type_ == "LogSoftmax";
+#pragma omp parallel for collapse(2) if (x.size() > kParallelThreshold)
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const float* px = x.data() + o * len * inner + i;
+        float* py = y.data() + o * len * inner + i;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t k = 0; k < len; ++k) m = std::max(m, px[k * inner]);
+        double sum = 0.0;
+        for (int64_t k = 0; k < len; ++k) sum += std::exp(static_cast<double>(px[k * inner] - m));
+        const double log_sum = std::log(sum);
+        for (int64_t k = 0; k < len; ++k) {
+          const double z = static_cast<double>(px[k * inner] - m);
+          py[k * inner] = static_cast<float>(log ? z - log_sum : std::exp(z - log_sum));
+        }
+      }
+    }
+    return {y};
+  }
+
+ private:
+  std::string where_, type_;
+  bool coerce_2d_;
+  int64_t axis_;
+};
+
+class WhereOp : public Op {
+ public:
+  WhereOp(const OpSpec& spec) : where_(spec.where()) {}
+  std::string_view type() const override { return "Where"; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 3, 3, where_);
+    // select(c, x, y) = c ? x : y, built from two broadcasts so all three operands broadcast together.
+    const Tensor picked_x = broadcast_binary(inputs[0], inputs[1], where_, [](float c, float x) { return c != 0.0f ? x : 0.0f; });
+    const Tensor mask = broadcast_binary(inputs[0], inputs[1], where_, [](float c, float) { return c != 0.0f ? 1.0f : 0.0f; });
+    const Tensor picked_y = broadcast_binary(mask, inputs[2], where_, [](float m, float y) { return m != 0.0f ? 0.0f : y; });
+    return {broadcast_binary(picked_x, picked_y, where_, std::plus<float>())};
+  }
+
+ private:
+  std::string where_;
+};
+
+class ExpandOp : public Op {
+ public:
+  ExpandOp(const OpSpec& spec) : where_(spec.where()) {}
+  std::string_view type() const override { return "Expand"; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 2, 2, where_);
+    const std::vector<int64_t> dims = to_ints(inputs[1]);
+    const Tensor ones(Shape(dims.begin(), dims.end()), 1.0f);
+    return {broadcast_binary(inputs[0], ones, where_, [](float x, float) { return x; })};
+  }
+
+ private:
+  std::string where_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_unary(const OpSpec& spec) { return std::make_unique<UnaryOp>(spec); }
+std::unique_ptr<Op> make_clip(const OpSpec& spec) { return std::make_unique<ClipOp>(spec); }
+std::unique_ptr<Op> make_binary(const OpSpec& spec) { return std::make_unique<BinaryOp>(spec); }
+std::unique_ptr<Op> make_softmax(const OpSpec& spec) { return std::make_unique<SoftmaxOp>(spec); }
+std::unique_ptr<Op> make_where(const OpSpec& spec) { return std::make_unique<WhereOp>(spec); }
+std::unique_ptr<Op> make_expand(const OpSpec& spec) { return std::make_unique<ExpandOp>(spec); }
+
+}  // namespace sieve::ops

@@ -1,0 +1,121 @@
+#include "sieve/op_spec.hpp"
+
+#include <algorithm>
+
+#include "ops/factories.hpp"
+#include "sieve/error.hpp"
+
+namespace sieve {
+namespace {
+
+using Factory = std::unique_ptr<Op> (*)(const OpSpec&);
+
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> table{
+      {"Conv", ops::make_conv},
+      {"ConvTranspose", ops::make_conv_transpose},
+      {"Gemm", ops::make_gemm},
+      {"MatMul", ops::make_matmul},
+      {"MaxPool", ops::make_max_pool},
+      {"AveragePool", ops::make_average_pool},
+      {"GlobalAveragePool", ops::make_global_average_pool},
+      {"GlobalMaxPool", ops::make_global_max_pool},
+      {"BatchNormalization", ops::make_batch_normalization},
+      {"Relu", ops::make_unary},
+      {"LeakyRelu", ops::make_unary},
+      {"Elu", ops::make_unary},
+      {"Sigmoid", ops::make_unary},
+      {"Tanh", ops::make_unary},
+      {"Clip", ops::make_clip},
+      {"Add", ops::make_binary},
+      {"Sub", ops::make_binary},
+      {"Mul", ops::make_binary},
+      {"Div", ops::make_binary},
+      {"Equal", ops::make_binary},
+      {"Softmax", ops::make_softmax},
+      {"LogSoftmax", ops::make_softmax},
+      {"Flatten", ops::make_flatten},
+      {"Reshape", ops::make_reshape},
+      {"Transpose", ops::make_transpose},
+      {"Concat", ops::make_concat},
+      {"Squeeze", ops::make_squeeze},
+      {"Unsqueeze", ops::make_squeeze},
+      {"Pad", ops::make_pad},
+      {"Identity", ops::make_identity},
+      {"Dropout", ops::make_identity},
+      {"Shape", ops::make_shape},
+      {"Gather", ops::make_gather},
+      {"Cast", ops::make_cast},
+      {"ConstantOfShape", ops::make_constant_of_shape},
+      {"Slice", ops::make_slice},
+      {"Range", ops::make_range},
+      {"Where", ops::make_where},
+      {"Expand", ops::make_expand},
+  };
+  return table;
+}
+
+}  // namespace
+
+template <class T>
+const T* Attributes::find(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return nullptr;
+  const T* v = std::get_if<T>(&it->second);
+  if (v == nullptr) throw Error("attribute '" + name + "' has the wrong type");
+  return v;
+}
+
+int64_t Attributes::get_int(const std::string& name, int64_t fallback) const {
+  const int64_t* v = find<int64_t>(name);
+  return v ? *v : fallback;
+}
+float Attributes::get_float(const std::string& name, float fallback) const {
+  const float* v = find<float>(name);
+  return v ? *v : fallback;
+}
+std::string Attributes::get_string(const std::string& name, const std::string& fallback) const {
+  const std::string* v = find<std::string>(name);
+  return v ? *v : fallback;
+}
+std::vector<int64_t> Attributes::get_ints(const std::string& name, const std::vector<int64_t>& fallback) const {
+  const auto* v = find<std::vector<int64_t>>(name);
+  return v ? *v : fallback;
+}
+std::vector<float> Attributes::get_floats(const std::string& name, const std::vector<float>& fallback) const {
+  const auto* v = find<std::vector<float>>(name);
+  return v ? *v : fallback;
+}
+Tensor Attributes::get_tensor(const std::string& name) const {
+  const Tensor* v = find<Tensor>(name);
+  if (v == nullptr) throw Error("attribute '" + name + "' is missing");
+  return *v;
+}
+
+std::string OpSpec::where() const {
+  return "node '" + name + "' (" + op_type + ", opset " + std::to_string(opset) + ")";
+}
+
+void OpSpec::fail(const std::string& message) const { throw Error(where() + ": " + message); }
+
+bool is_supported_op(const std::string& op_type) { return factories().count(op_type) != 0; }
+
+std::vector<std::string> supported_ops() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : factories()) names.push_back(name);
+  return names;
+}
+
+std::unique_ptr<Op> create_op(const OpSpec& spec) {
+  auto it = factories().find(spec.op_type);
+  if (it == factories().end()) spec.fail("unsupported operator");
+  try {
+    return it->second(spec);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    if (message.rfind("node '", 0) == 0) throw;
+    spec.fail(message);
+  }
+}
+
+}  // namespace sieve
