@@ -102,7 +102,6 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
   report.path = name;
   report.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
   report.opset = default_opset(model, name);
-  if (report.opset < 9) throw Error(name + ": opset " + std::to_string(report.opset) + " is older than 9, the oldest sieve supports");
 
   try {
     onnx::checker::check_model(model);
@@ -244,8 +243,9 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
       std::vector<Tensor> outputs;
       try {
         outputs = node.op->forward(inputs);
-      } catch (const Error& e) {
-        throw Error(name + ": " + node.spec.where() + ": " + e.what());
+      } catch (const std::exception& e) {
+        const std::string message = e.what();
+        throw Error(name + ": " + (message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message));
       }
       bool small = true;
       for (const Tensor& t : outputs) small = small && t.size() <= kMaxFoldedElements;

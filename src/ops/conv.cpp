@@ -1,6 +1,8 @@
 // Conv (1-3 spatial dimensions, groups, dilations, auto_pad) and ConvTranspose. ConvTranspose is the
 // transpose of a convolution, so both run on the same three oneDNN convolution kernels.
 
+#include <algorithm>
+
 #include "ops/common.hpp"
 #include "ops/dnnl_kernels.hpp"
 #include "ops/factories.hpp"
@@ -19,6 +21,31 @@ void add_channel_bias(Tensor& y, const Tensor& b) {
       for (int64_t k = 0; k < inner; ++k) q[k] += v;
     }
   }
+}
+
+// Copies the leading corner of `from` (every axis starting at 0) into a tensor of shape `to`: a crop when
+// `to` is smaller, zero-extension at the ends when it is larger.
+Tensor resize_corner(const Tensor& from, const Shape& to) {
+  if (from.shape() == to) return from;
+  Tensor out(to);
+  const Shape& fs = from.shape();
+  const size_t rank = to.size();
+  Shape common(rank);
+  for (size_t d = 0; d < rank; ++d) common[d] = std::min(fs[d], to[d]);
+  const int64_t rows = element_count(common) / std::max<int64_t>(common.back(), 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, src = 0, dst = 0, src_stride = fs.back(), dst_stride = to.back();
+    for (size_t d = rank - 1; d-- > 0;) {
+      const int64_t idx = rem % common[d];
+      rem /= common[d];
+      src += idx * src_stride;
+      dst += idx * dst_stride;
+      src_stride *= fs[d];
+      dst_stride *= to[d];
+    }
+    std::copy(from.data() + src, from.data() + src + common.back(), out.data() + dst);
+  }
+  return out;
 }
 
 // Checks x [N, C, *spatial] against w [O, C/group, *kernel] for a convolution reading x.
@@ -130,7 +157,8 @@ class ConvTransposeOp : public LinearOp {
                   " output channels");
     }
     if (element_count(y_shape) == 0) return Tensor(y_shape);
-    Tensor y = x.size() == 0 ? Tensor(y_shape) : kernels::conv_backward_data(g, x, w, y_shape);
+    const Shape core = core_shape(x.shape(), w.shape(), y_shape);
+    Tensor y = x.size() == 0 ? Tensor(y_shape) : resize_corner(kernels::conv_backward_data(g, x, w, core), y_shape);
     if (!b.empty()) add_channel_bias(y, b);
     return y;
   }
@@ -139,14 +167,14 @@ class ConvTransposeOp : public LinearOp {
     const Shape y_shape = plan(x_shape, w.shape(), g);
     if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
     if (element_count(x_shape) == 0 || dy.size() == 0) return Tensor(x_shape);
-    return kernels::conv_forward(g, dy, w, Tensor(), x_shape);
+    return kernels::conv_forward(g, resize_corner(dy, core_shape(x_shape, w.shape(), y_shape)), w, Tensor(), x_shape);
   }
   Tensor weight_gradient(const Tensor& x, const Tensor& dy, const Shape& w_shape) const override {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x.shape(), w_shape, g);
     if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
     if (x.size() == 0 || dy.size() == 0) return Tensor(w_shape);
-    return kernels::conv_backward_weights(g, dy, x, w_shape);
+    return kernels::conv_backward_weights(g, resize_corner(dy, core_shape(x.shape(), w_shape, y_shape)), x, w_shape);
   }
 
  private:
@@ -179,8 +207,7 @@ class ConvTransposeOp : public LinearOp {
       int64_t out = 0;
       if (!output_shape_.empty() || window_.auto_pad == "SAME_UPPER" || window_.auto_pad == "SAME_LOWER") {
         out = !output_shape_.empty() ? output_shape_[output_shape_.size() - n + i] : in[i] * s;
-        const int64_t total = natural - out;
-        if (total < 0) throw Error(where_ + ": output_shape is larger than the transposed convolution can produce");
+        const int64_t total = std::max<int64_t>(natural - out, 0);  // a larger output_shape appends zeros
         const bool upper = window_.auto_pad != "SAME_LOWER";
         g.pad_begin[i] = upper ? total / 2 : total - total / 2;
         g.pad_end[i] = total - g.pad_begin[i];
@@ -197,6 +224,20 @@ class ConvTransposeOp : public LinearOp {
       y.push_back(out);
     }
     return y;
+  }
+
+  // The part of y the convolution reaches: y without the zeros an over-sized output_shape appends.
+  Shape core_shape(const Shape& x, const Shape& w, const Shape& y) const {
+    kernels::ConvGeometry g;
+    plan(x, w, g);
+    Shape core = y;
+    for (size_t i = 2; i < y.size(); ++i) {
+      const size_t a = i - 2;
+      const int64_t span = (w[i] - 1) * g.dilations[a] + 1;
+      const int64_t op = output_padding_.empty() ? 0 : output_padding_[a];
+      core[i] = std::min(y[i], g.strides[a] * (x[i] - 1) + op + span - g.pad_begin[a] - g.pad_end[a]);
+    }
+    return core;
   }
 
   std::string where_;

@@ -275,7 +275,7 @@ Tensor pool_forward(PoolKind kind, const PoolGeometry& g, const Tensor& x, const
         for (int64_t v : g.dilations) dil.push_back(v - 1);
         const auto algo = kind == PoolKind::max ? dnnl::algorithm::pooling_max
                                                 : dnnl::algorithm::pooling_avg_exclude_padding;
-        dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, algo, any_md(x.shape()),
+        dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, algo, plain_md(x.shape()),
                                          any_md(y_shape), dims_of(g.strides), dims_of(g.kernel), dil,
                                          dims_of(g.pad_begin), dims_of(g.pad_end));
         return dnnl::pooling_v2_forward::primitive_desc(d, engine());

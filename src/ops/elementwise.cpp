@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 
 #include "ops/common.hpp"
 #include "ops/factories.hpp"
@@ -122,12 +123,16 @@ Tensor broadcast_binary(const Tensor& a, const Tensor& b, const std::string& whe
 class BinaryOp : public Op {
  public:
   BinaryOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type) {
-    if (spec.opset < 7 && spec.attributes.has("broadcast")) spec.fail("legacy 'broadcast' attribute is not supported");
+    // Before opset 7, broadcasting was opt-in and B could be aligned to A at an explicit axis.
+    if (spec.opset < 7 && spec.attributes.get_int("broadcast", 0) != 0 && spec.attributes.has("axis")) {
+      legacy_axis_ = spec.attributes.get_int("axis", 0);
+    }
   }
   std::string_view type() const override { return type_; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);
-    const Tensor &a = inputs[0], &b = inputs[1];
+    const Tensor& a = inputs[0];
+    const Tensor b = legacy_axis_ ? aligned_at_axis(inputs[1], a.rank()) : inputs[1];
     if (type_ == "Add") return {broadcast_binary(a, b, where_, std::plus<float>())};
     if (type_ == "Sub") return {broadcast_binary(a, b, where_, std::minus<float>())};
     if (type_ == "Mul") return {broadcast_binary(a, b, where_, std::multiplies<float>())};
@@ -136,7 +141,16 @@ class BinaryOp : public Op {
   }
 
  private:
+  // B reshaped to A's rank with its dimensions starting at the legacy axis.
+  Tensor aligned_at_axis(const Tensor& b, int64_t rank) const {
+    const int64_t axis = normalize_axis(*legacy_axis_, rank, where_);
+    if (axis + b.rank() > rank) throw Error(where_ + ": B does not fit A at axis " + std::to_string(axis));
+    Shape s(static_cast<size_t>(rank), 1);
+    for (int64_t d = 0; d < b.rank(); ++d) s[static_cast<size_t>(axis + d)] = b.dim(d);
+    return b.reshaped(s);
+  }
   std::string where_, type_;
+  std::optional<int64_t> legacy_axis_;
 };
 
 // Softmax / LogSoftmax. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and normalized
