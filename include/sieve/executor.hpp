@@ -10,6 +10,7 @@ namespace sieve {
 // Activations of one forward pass, indexed by ValueId; empty for values that were not kept.
 struct Trace {
   std::vector<Tensor> values;
+  std::vector<Shape> shapes;  // every computed value's shape, kept or not
 };
 
 // Runs a graph forward, batched over the leading dimension of the inputs. Each intermediate value is

@@ -11,6 +11,22 @@ namespace sieve {
 
 class LinearOp;
 
+// What a vector-Jacobian product receives: the forward inputs and outputs (a tensor is empty when the
+// op's `vjp_reads` said it does not need it), their shapes, the gradients arriving at the outputs
+// (empty where none arrived) and which input gradients are wanted.
+struct VjpArgs {
+  std::span<const Tensor> inputs;
+  std::span<const Shape> input_shapes;
+  std::span<const Tensor> outputs;
+  std::span<const Tensor> grad_outputs;
+  std::span<const bool> wanted;
+};
+
+// Which forward values a vjp reads, so a trace keeps only those.
+struct VjpReads {
+  std::vector<bool> inputs, outputs;  // per position; missing entries mean "not read"
+};
+
 // One operator of the graph, created at import from an ONNX node. Attributes are validated and
 // stored at construction; run-time inputs arrive as tensors (constants included), in ONNX input order.
 class Op {
@@ -23,6 +39,12 @@ class Op {
   virtual std::vector<Tensor> forward(std::span<const Tensor> inputs) const = 0;
   // Non-null for the ops that are linear in their first input (see LinearOp).
   virtual const LinearOp* as_linear() const { return nullptr; }
+
+  // Gradients of ⟨outputs, grad_outputs⟩ with respect to each wanted input (an empty tensor where no
+  // gradient flows, e.g. into shapes or indices). The default says the op has no gradient.
+  virtual std::vector<Tensor> vjp(const VjpArgs& args) const;
+  // Default: every input and output.
+  virtual VjpReads vjp_reads(size_t num_inputs, size_t num_outputs) const;
 };
 
 // An op y = A_W(x) + b that is linear in x for fixed parameters W, b (Conv, ConvTranspose, Dense,
@@ -42,8 +64,17 @@ class LinearOp : public Op {
   // `bias` returns an empty tensor when the op has none.
   virtual Tensor weight(std::span<const Tensor> inputs) const = 0;
   virtual Tensor bias(std::span<const Tensor> inputs) const = 0;
+  // True when weight and bias are the op's inputs 1 and 2 themselves (not derived from them), so
+  // their gradients are weight_gradient and bias_gradient.
+  virtual bool parameters_are_inputs() const { return true; }
+  // ∂⟨apply(x, W, b), ȳ⟩/∂b for a bias of the given shape; by default the sum over all axes but 1.
+  virtual Tensor bias_gradient(const Tensor& grad_y, const Shape& bias_shape) const;
 
   const LinearOp* as_linear() const override { return this; }
+  // x̄ = apply_transpose(ȳ); parameter gradients when they are wanted (non-constant parameters).
+  std::vector<Tensor> vjp(const VjpArgs& args) const override;
+  // Only the parameters (and x, if a parameter gradient is wanted) are read.
+  VjpReads vjp_reads(size_t num_inputs, size_t num_outputs) const override;
 };
 
 }  // namespace sieve

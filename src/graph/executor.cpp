@@ -29,6 +29,10 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs[i])] = inputs[i];
   auto kept = [&](ValueId v) { return trace != nullptr && static_cast<size_t>(v) < keep.size() && keep[static_cast<size_t>(v)]; };
 
+  std::vector<Shape> shapes(values.size());
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (!values[v].empty()) shapes[v] = values[v].shape();
+  }
   const auto& nodes = graph_.nodes();
   std::vector<Tensor> args;
   for (size_t n = 0; n < nodes.size(); ++n) {
@@ -52,7 +56,9 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
       throw Error(node.spec.where() + ": oneDNN: " + e.what());
     }
     for (size_t k = 0; k < node.outputs.size() && k < outputs.size(); ++k) {
-      if (node.outputs[k] >= 0) values[static_cast<size_t>(node.outputs[k])] = std::move(outputs[k]);
+      if (node.outputs[k] < 0) continue;
+      shapes[static_cast<size_t>(node.outputs[k])] = outputs[k].shape();
+      values[static_cast<size_t>(node.outputs[k])] = std::move(outputs[k]);
     }
     for (ValueId v : node.inputs) {
       if (v >= 0 && last_use_[static_cast<size_t>(v)] == static_cast<int>(n) && !kept(v) &&
@@ -66,7 +72,10 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
   }
   std::vector<Tensor> outputs;
   for (ValueId v : graph_.outputs) outputs.push_back(values[static_cast<size_t>(v)]);
-  if (trace != nullptr) trace->values = std::move(values);
+  if (trace != nullptr) {
+    trace->values = std::move(values);
+    trace->shapes = std::move(shapes);
+  }
   return outputs;
 }
 

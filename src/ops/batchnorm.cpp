@@ -38,6 +38,8 @@ class BatchNormOp : public LinearOp {
     return b;
   }
 
+  bool parameters_are_inputs() const override { return false; }
+
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
     const auto [n, c, inner] = layout(x.shape(), w);
     Tensor y = Tensor::uninitialized(x.shape());

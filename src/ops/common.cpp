@@ -25,6 +25,27 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& where)
   return out;
 }
 
+Tensor reduce_to_shape(const Tensor& g, const Shape& target, const std::string& where) {
+  if (g.shape() == target) return g;
+  const Shape& gs = g.shape();
+  if (target.size() > gs.size()) throw Error(where + ": cannot reduce " + to_string(gs) + " to " + to_string(target));
+  const size_t offset = gs.size() - target.size();
+  std::vector<int64_t> ts = strides_of(target);
+  Tensor out(target);
+  std::vector<double> acc(static_cast<size_t>(out.size()), 0.0);
+  for (int64_t i = 0; i < g.size(); ++i) {
+    int64_t rem = i, t = 0;
+    for (size_t d = gs.size(); d-- > 0;) {
+      const int64_t idx = rem % gs[d];
+      rem /= gs[d];
+      if (d >= offset && target[d - offset] != 1) t += idx * ts[d - offset];
+    }
+    acc[static_cast<size_t>(t)] += g[i];
+  }
+  for (int64_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(acc[static_cast<size_t>(i)]);
+  return out;
+}
+
 std::vector<int64_t> strides_of(const Shape& shape) {
   std::vector<int64_t> s(shape.size(), 1);
   for (size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * shape[i];

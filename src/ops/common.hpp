@@ -17,6 +17,8 @@ namespace sieve::ops {
 int64_t normalize_axis(int64_t axis, int64_t rank, const std::string& where);
 // Numpy broadcasting of two shapes; throws naming `where` when incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& where);
+// Sums a broadcast result back to one operand's shape (the gradient of numpy broadcasting).
+Tensor reduce_to_shape(const Tensor& g, const Shape& target, const std::string& where);
 // C-order strides of a shape.
 std::vector<int64_t> strides_of(const Shape& shape);
 

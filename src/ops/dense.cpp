@@ -71,6 +71,12 @@ class GemmOp : public LinearOp {
     scale_in_place(da, alpha_);
     return trans_a_ ? transposed_2d(da) : da;
   }
+  // ∂/∂C of beta·C broadcast to [M, N].
+  Tensor bias_gradient(const Tensor& dy, const Shape& c_shape) const override {
+    Tensor g = reduce_to_shape(dy, c_shape, where_).clone();
+    scale_in_place(g, beta_);
+    return g;
+  }
   Tensor weight_gradient(const Tensor& a, const Tensor& dy, const Shape& b_shape) const override {
     const auto [m, k, n] = dims(a.shape(), b_shape);
     if (dy.shape() != Shape{m, n}) throw Error(where_ + ": gradient shape mismatch");
@@ -142,6 +148,29 @@ class MatMulOp : public LinearOp {
     if (a.rank() > 1) out.push_back(c_shape[c_shape.size() - 2]);
     if (b.rank() > 1) out.push_back(c_shape.back());
     return c.reshaped(out);
+  }
+  // General numpy-matmul gradient (any ranks, batch broadcasting); the layer form above is its 2-D case.
+  std::vector<Tensor> vjp(const VjpArgs& args) const override {
+    std::vector<Tensor> grads(2);
+    const Tensor& g = args.grad_outputs[0];
+    if (g.empty()) return grads;
+    const Shape &as = args.input_shapes[0], &bs = args.input_shapes[1];
+    if (as.size() < 2 || bs.size() < 2) throw Error(where_ + ": gradient of MatMul with 1-D operands is not supported");
+    const Shape batch(g.shape().begin(), g.shape().end() - 2);
+    auto full = [&](const Shape& s) {
+      Shape f = batch;
+      f.insert(f.end(), s.end() - 2, s.end());
+      return f;
+    };
+    if (args.wanted[0]) {
+      const Tensor da = kernels::matmul(g, false, args.inputs[1], true, Tensor(), full(as));
+      grads[0] = reduce_to_shape(da, as, where_);
+    }
+    if (args.wanted[1]) {
+      const Tensor db = kernels::matmul(args.inputs[0], true, g, false, Tensor(), full(bs));
+      grads[1] = reduce_to_shape(db, bs, where_);
+    }
+    return grads;
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& b, const Shape& a_shape) const override {
     check_layer(a_shape, b.shape());

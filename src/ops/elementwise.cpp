@@ -15,6 +15,17 @@ namespace {
 constexpr int64_t kParallelThreshold = 1 << 15;
 
 template <class F>
+Tensor zip(const Tensor& a, const Tensor& b, F f) {
+  Tensor y = Tensor::uninitialized(a.shape());
+  const float *pa = a.data(), *pb = b.data();
+  float* py = y.data();
+  const int64_t n = a.size();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
+  return y;
+}
+
+template <class F>
 Tensor map_unary(const Tensor& x, F f) {
   Tensor y = Tensor::uninitialized(x.shape());
   const float* px = x.data();
@@ -41,6 +52,20 @@ class UnaryOp : public Op {
     if (type_ == "Sigmoid") return {map_unary(x, [](float v) { return 1.0f / (1.0f + std::exp(-v)); })};
     return {map_unary(x, [](float v) { return std::tanh(v); })};
   }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty() || !a.wanted[0]) return {Tensor()};
+    const float al = alpha_;
+    if (type_ == "Relu") return {zip(g, a.outputs[0], [](float gy, float y) { return y > 0.0f ? gy : 0.0f; })};
+    if (type_ == "LeakyRelu") return {zip(g, a.inputs[0], [al](float gy, float x) { return x >= 0.0f ? gy : al * gy; })};
+    if (type_ == "Elu") return {zip(g, a.inputs[0], [al](float gy, float x) { return x >= 0.0f ? gy : gy * al * std::exp(x); })};
+    if (type_ == "Sigmoid") return {zip(g, a.outputs[0], [](float gy, float y) { return gy * y * (1.0f - y); })};
+    return {zip(g, a.outputs[0], [](float gy, float y) { return gy * (1.0f - y * y); })};
+  }
+  VjpReads vjp_reads(size_t, size_t) const override {
+    const bool from_input = type_ == "LeakyRelu" || type_ == "Elu";
+    return {{from_input}, {!from_input}};
+  }
 
  private:
   std::string where_, type_;
@@ -62,6 +87,18 @@ class ClipOp : public Op {
       hi = bound(inputs, 2, std::numeric_limits<float>::infinity());
     }
     return {map_unary(inputs[0], [lo, hi](float v) { return std::min(std::max(v, lo), hi); })};
+  }
+  // Gradient passes where the input lies within [min, max] (bounds included, as in PyTorch).
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (a.grad_outputs[0].empty() || !a.wanted[0]) return grads;
+    float lo = min_, hi = max_;
+    if (bounds_as_inputs_) {
+      lo = bound(a.inputs, 1, -std::numeric_limits<float>::infinity());
+      hi = bound(a.inputs, 2, std::numeric_limits<float>::infinity());
+    }
+    grads[0] = zip(a.grad_outputs[0], a.inputs[0], [lo, hi](float g, float x) { return x >= lo && x <= hi ? g : 0.0f; });
+    return grads;
   }
 
  private:
@@ -139,8 +176,43 @@ class BinaryOp : public Op {
     if (type_ == "Div") return {broadcast_binary(a, b, where_, std::divides<float>())};
     return {broadcast_binary(a, b, where_, [](float x, float y) { return x == y ? 1.0f : 0.0f; })};
   }
+  std::vector<Tensor> vjp(const VjpArgs& args) const override {
+    std::vector<Tensor> grads(2);
+    const Tensor& g = args.grad_outputs[0];
+    if (g.empty() || type_ == "Equal") return grads;
+    const Shape& as = args.input_shapes[0];
+    const Shape bs = legacy_axis_ ? aligned_shape(args.input_shapes[1], static_cast<int64_t>(as.size())) : args.input_shapes[1];
+    auto to_b = [&](const Tensor& t) { return reduce_to_shape(t, bs, where_).reshaped(args.input_shapes[1]); };
+    if (type_ == "Add" || type_ == "Sub") {
+      if (args.wanted[0]) grads[0] = reduce_to_shape(g, as, where_);
+      if (args.wanted[1]) {
+        grads[1] = to_b(type_ == "Add" ? g : broadcast_binary(g, Tensor(Shape{}, -1.0f), where_, std::multiplies<float>()));
+      }
+      return grads;
+    }
+    const Tensor& a = args.inputs[0];
+    const Tensor b = legacy_axis_ ? args.inputs[1].reshaped(bs) : args.inputs[1];
+    if (type_ == "Mul") {
+      if (args.wanted[0]) grads[0] = reduce_to_shape(broadcast_binary(g, b, where_, std::multiplies<float>()), as, where_);
+      if (args.wanted[1]) grads[1] = to_b(broadcast_binary(g, a, where_, std::multiplies<float>()));
+      return grads;
+    }
+    // Div: ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b².
+    if (args.wanted[0]) grads[0] = reduce_to_shape(broadcast_binary(g, b, where_, std::divides<float>()), as, where_);
+    if (args.wanted[1]) {
+      const Tensor q = broadcast_binary(a, b, where_, std::divides<float>());
+      const Tensor qb = broadcast_binary(q, b, where_, std::divides<float>());
+      grads[1] = to_b(broadcast_binary(g, qb, where_, [](float x, float y) { return -x * y; }));
+    }
+    return grads;
+  }
+  VjpReads vjp_reads(size_t, size_t) const override {
+    const bool reads = type_ == "Mul" || type_ == "Div";
+    return {{reads, reads}, {false}};
+  }
 
  private:
+  Shape aligned_shape(const Shape& b, int64_t rank) const { return aligned_at_axis(Tensor::uninitialized(b), rank).shape(); }
   // B reshaped to A's rank with its dimensions starting at the legacy axis.
   Tensor aligned_at_axis(const Tensor& b, int64_t rank) const {
     const int64_t axis = normalize_axis(*legacy_axis_, rank, where_);
@@ -164,14 +236,8 @@ class SoftmaxOp : public Op {
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
-    const int64_t rank = std::max<int64_t>(x.rank(), 1);
-    const int64_t axis = normalize_axis(axis_, rank, where_);
-    int64_t outer = 1, len = 1, inner = 1;
-    for (int64_t d = 0; d < x.rank(); ++d) {
-      if (d < axis) outer *= x.dim(d);
-      else if (d == axis || coerce_2d_) len *= x.dim(d);
-      else inner *= x.dim(d);
-    }
+    int64_t outer, len, inner;
+    split(x.shape(), outer, len, inner);
     Tensor y = Tensor::uninitialized(x.shape());
     const bool log = type_ == "LogSoftmax";
 #pragma omp parallel for collapse(2) if (x.size() > kParallelThreshold)
@@ -192,8 +258,41 @@ class SoftmaxOp : public Op {
     }
     return {y};
   }
+  // Softmax: x̄ = y ⊙ (ȳ − Σ ȳ⊙y); LogSoftmax: x̄ = ȳ − softmax(x) Σ ȳ.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    const Tensor& g = a.grad_outputs[0];
+    const Tensor& y = a.outputs[0];
+    if (g.empty() || !a.wanted[0]) return {Tensor()};
+    int64_t outer, len, inner;
+    split(y.shape(), outer, len, inner);
+    Tensor gx = Tensor::uninitialized(y.shape());
+    const bool log = type_ == "LogSoftmax";
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t base = o * len * inner + i;
+        double dot = 0.0;
+        for (int64_t k = 0; k < len; ++k) dot += static_cast<double>(g[base + k * inner]) * (log ? 1.0f : y[base + k * inner]);
+        for (int64_t k = 0; k < len; ++k) {
+          const int64_t idx = base + k * inner;
+          gx[idx] = log ? static_cast<float>(g[idx] - std::exp(y[idx]) * dot) : static_cast<float>(y[idx] * (g[idx] - dot));
+        }
+      }
+    }
+    return {gx};
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{false}, {true}}; }
 
  private:
+  void split(const Shape& s, int64_t& outer, int64_t& len, int64_t& inner) const {
+    const int64_t rank = std::max<int64_t>(static_cast<int64_t>(s.size()), 1);
+    const int64_t axis = normalize_axis(axis_, rank, where_);
+    outer = len = inner = 1;
+    for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d) {
+      if (d < axis) outer *= s[static_cast<size_t>(d)];
+      else if (d == axis || coerce_2d_) len *= s[static_cast<size_t>(d)];
+      else inner *= s[static_cast<size_t>(d)];
+    }
+  }
   std::string where_, type_;
   bool coerce_2d_;
   int64_t axis_;
@@ -211,6 +310,16 @@ class WhereOp : public Op {
     const Tensor picked_y = broadcast_binary(mask, inputs[2], where_, [](float m, float y) { return m != 0.0f ? 0.0f : y; });
     return {broadcast_binary(picked_x, picked_y, where_, std::plus<float>())};
   }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(3);
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty()) return grads;
+    const Tensor& c = a.inputs[0];
+    if (a.wanted[1]) grads[1] = reduce_to_shape(broadcast_binary(g, c, where_, [](float v, float m) { return m != 0.0f ? v : 0.0f; }), a.input_shapes[1], where_);
+    if (a.wanted[2]) grads[2] = reduce_to_shape(broadcast_binary(g, c, where_, [](float v, float m) { return m != 0.0f ? 0.0f : v; }), a.input_shapes[2], where_);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{true, false, false}, {false}}; }
 
  private:
   std::string where_;
@@ -226,6 +335,12 @@ class ExpandOp : public Op {
     const Tensor ones(Shape(dims.begin(), dims.end()), 1.0f);
     return {broadcast_binary(inputs[0], ones, where_, [](float x, float) { return x; })};
   }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(2);
+    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = reduce_to_shape(a.grad_outputs[0], a.input_shapes[0], where_);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{false, true}, {false}}; }
 
  private:
   std::string where_;

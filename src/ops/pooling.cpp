@@ -99,6 +99,30 @@ class MaxPoolOp : public Op {
     kernels::PoolGeometry g{p.kernel, p.strides, p.dilations, p.pad_begin, p.pad_end};
     return {kernels::pool_forward(kernels::PoolKind::max, g, x, p.y_shape)};
   }
+  // Routes each output gradient to its window's arg-max (the first maximum on ties).
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    const Tensor& gy = a.grad_outputs[0];
+    if (gy.empty() || !a.wanted[0]) return {Tensor()};
+    const Tensor& x = a.inputs[0];
+    const PoolPlan p = plan_pool(where_, window_, ceil_mode_, x.shape());
+    const int64_t planes = x.dim(0) * x.dim(1);
+    const int64_t in_size = element_count(Shape(p.in.begin(), p.in.end()));
+    const int64_t out_size = element_count(Shape(p.out.begin(), p.out.end()));
+    Tensor gx(x.shape());
+    for_each_window(p, [&](int64_t oi, const std::vector<int64_t>& offsets) {
+      if (offsets.empty()) return;
+      for (int64_t c = 0; c < planes; ++c) {
+        const float* plane = x.data() + c * in_size;
+        int64_t arg = offsets[0];
+        for (int64_t off : offsets) {
+          if (plane[off] > plane[arg]) arg = off;
+        }
+        gx[c * in_size + arg] += gy[c * out_size + oi];
+      }
+    });
+    return {gx};
+  }
+  VjpReads vjp_reads(size_t, size_t m) const override { return {{true}, std::vector<bool>(m, false)}; }
 
  private:
   // Max and its flat index (ONNX's Indices output: over N·C·spatial, row- or column-major spatial).
@@ -159,6 +183,7 @@ class AveragePoolOp : public LinearOp {
     return Tensor(s, 1.0f);
   }
   Tensor bias(std::span<const Tensor>) const override { return {}; }
+  bool parameters_are_inputs() const override { return false; }
 
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
     const PoolPlan p = plan_pool(where_, window_, ceil_mode_, x.shape());
@@ -268,6 +293,7 @@ class GlobalAveragePoolOp : public LinearOp {
   }
   Tensor weight(std::span<const Tensor>) const override { return Tensor(Shape{1}, 1.0f); }
   Tensor bias(std::span<const Tensor>) const override { return {}; }
+  bool parameters_are_inputs() const override { return false; }
 
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
     const int64_t planes = check(x.shape()), inner = x.size() / std::max<int64_t>(planes, 1);
@@ -337,6 +363,19 @@ class GlobalMaxPoolOp : public Op {
     }
     return {y};
   }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    const Tensor& gy = a.grad_outputs[0];
+    if (gy.empty() || !a.wanted[0]) return {Tensor()};
+    const Tensor& x = a.inputs[0];
+    Tensor gx(x.shape());
+    const int64_t planes = x.dim(0) * x.dim(1), inner = x.size() / std::max<int64_t>(planes, 1);
+    for (int64_t c = 0; c < planes && inner > 0; ++c) {
+      const float* p = x.data() + c * inner;
+      gx[c * inner + (std::max_element(p, p + inner) - p)] = gy[c];
+    }
+    return {gx};
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{true}, {false}}; }
 
  private:
   std::string where_;

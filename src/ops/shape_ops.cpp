@@ -44,6 +44,13 @@ class FlattenOp : public Op {
     return {x.reshaped({outer, outer == 0 ? 0 : x.size() / outer})};
   }
 
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
+
  private:
   std::string where_;
   int64_t axis_;
@@ -85,6 +92,13 @@ class ReshapeOp : public Op {
     }
     return {x.reshaped(dims)};
   }
+
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
 
  private:
   std::string where_;
@@ -130,6 +144,24 @@ class TransposeOp : public Op {
     return {y};
   }
 
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty() || !a.wanted[0]) return {Tensor()};
+    const size_t rank = a.input_shapes[0].size();
+    std::vector<int64_t> perm = perm_;
+    if (perm.empty()) {
+      for (size_t i = 0; i < rank; ++i) perm.push_back(static_cast<int64_t>(rank - 1 - i));
+    }
+    std::vector<int64_t> inverse(rank);
+    for (size_t i = 0; i < rank; ++i) inverse[static_cast<size_t>(normalize_axis(perm[i], static_cast<int64_t>(rank), where_))] = static_cast<int64_t>(i);
+    OpSpec spec;
+    spec.op_type = "Transpose";
+    spec.name = where_;
+    spec.attributes.set("perm", inverse);
+    return TransposeOp(spec).forward(std::span<const Tensor>(&g, 1));
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{false}, {false}}; }
+
  private:
   std::string where_;
   std::vector<int64_t> perm_;
@@ -167,6 +199,29 @@ class ConcatOp : public Op {
     return {y};
   }
 
+  // Splits the gradient back into the pieces along the axis.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.input_shapes.size());
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty()) return grads;
+    const int64_t axis = normalize_axis(axis_, g.rank(), where_);
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= g.dim(d);
+    const int64_t out_row = outer == 0 ? 0 : g.size() / outer;
+    int64_t offset = 0;
+    for (size_t i = 0; i < a.input_shapes.size(); ++i) {
+      const int64_t row = outer == 0 ? 0 : element_count(a.input_shapes[i]) / outer;
+      if (a.wanted[i]) {
+        Tensor t = Tensor::uninitialized(a.input_shapes[i]);
+        for (int64_t o = 0; o < outer; ++o) std::copy(g.data() + o * out_row + offset, g.data() + o * out_row + offset + row, t.data() + o * row);
+        grads[i] = std::move(t);
+      }
+      offset += row;
+    }
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
+
  private:
   std::string where_;
   int64_t axis_;
@@ -188,6 +243,13 @@ class SqueezeOp : public Op {
     if (axes_from_input_ && type_ == "Unsqueeze" && axes.empty()) throw Error(where_ + ": input 'axes' is required");
     return {x.reshaped(type_ == "Squeeze" ? squeezed(x.shape(), axes) : unsqueezed(x.shape(), axes))};
   }
+
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
 
  private:
   Shape squeezed(const Shape& s, std::vector<int64_t> axes) const {
@@ -283,6 +345,40 @@ class PadOp : public Op {
     return {y};
   }
 
+  // The gradient of padding is the crop of the gradient (and zeros where the pad cropped the input).
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty() || !a.wanted[0]) return grads;
+    const Shape& xs = a.input_shapes[0];
+    const int64_t rank = static_cast<int64_t>(xs.size());
+    std::vector<int64_t> pads = pads_from_input_ ? to_ints(a.inputs[1]) : pads_;
+    if (pads_from_input_ && a.inputs.size() > 3 && !a.inputs[3].empty()) throw Error(where_ + ": gradient of Pad with axes is not supported");
+    Tensor gx(xs);
+    const std::vector<int64_t> gs = strides_of(g.shape());
+    for (int64_t i = 0; i < gx.size(); ++i) {
+      int64_t rem = i, off = 0;
+      bool inside = true;
+      for (int64_t d = rank; d-- > 0;) {
+        const int64_t pos = rem % xs[static_cast<size_t>(d)] + pads[static_cast<size_t>(d)];
+        rem /= xs[static_cast<size_t>(d)];
+        if (pos < 0 || pos >= g.dim(d)) {
+          inside = false;
+          break;
+        }
+        off += pos * gs[static_cast<size_t>(d)];
+      }
+      if (inside) gx[i] = g[off];
+    }
+    grads[0] = std::move(gx);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override {
+    std::vector<bool> reads(n, true);
+    reads[0] = false;
+    return {reads, {false}};
+  }
+
  private:
   std::string where_;
   bool pads_from_input_;
@@ -305,6 +401,13 @@ class IdentityOp : public Op {
     return out;
   }
 
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0];
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
+
  private:
   std::string where_, type_;
   size_t outputs_;
@@ -324,6 +427,10 @@ class ShapeOp : public Op {
     const int64_t b = clamp(start_), e = clamp(end_);
     return {from_ints(std::vector<int64_t>(s.begin() + b, s.begin() + std::max(b, e)))};
   }
+
+  // The output depends on shapes or constants only: no gradient flows back.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
+  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
 
  private:
   std::string where_;
@@ -358,6 +465,29 @@ class GatherOp : public Op {
     return {y};
   }
 
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(2);
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty() || !a.wanted[0]) return grads;
+    const Shape& xs = a.input_shapes[0];
+    const int64_t axis = normalize_axis(axis_, static_cast<int64_t>(xs.size()), where_);
+    const std::vector<int64_t> indices = to_ints(a.inputs[1]);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= xs[static_cast<size_t>(d)];
+    for (size_t d = static_cast<size_t>(axis) + 1; d < xs.size(); ++d) inner *= xs[d];
+    const int64_t len = xs[static_cast<size_t>(axis)], count = static_cast<int64_t>(indices.size());
+    Tensor gx(xs);
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t j = 0; j < count; ++j) {
+        const int64_t k = indices[static_cast<size_t>(j)] < 0 ? indices[static_cast<size_t>(j)] + len : indices[static_cast<size_t>(j)];
+        for (int64_t i = 0; i < inner; ++i) gx[(o * len + k) * inner + i] += g[(o * count + j) * inner + i];
+      }
+    }
+    grads[0] = std::move(gx);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{false, true}, {false}}; }
+
  private:
   std::string where_;
   int64_t axis_;
@@ -384,6 +514,14 @@ class CastOp : public Op {
     return {y};
   }
 
+  // Float-to-float casts pass the gradient; casts to integer or bool types have none.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    const bool floating = to_ == 1 || to_ == 10 || to_ == 11 || to_ == 16;
+    if (!floating || a.grad_outputs[0].empty() || !a.wanted[0]) return {Tensor()};
+    return {a.grad_outputs[0]};
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{false}, {false}}; }
+
  private:
   std::string where_;
   int64_t to_;
@@ -406,6 +544,10 @@ class ConstantOfShapeOp : public Op {
     return {Tensor(Shape(dims.begin(), dims.end()), value_)};
   }
 
+  // The output depends on shapes or constants only: no gradient flows back.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
+  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
+
  private:
   std::string where_;
   float value_ = 0.0f;
@@ -421,7 +563,43 @@ class SliceOp : public Op {
   std::string_view type() const override { return "Slice"; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, from_inputs_ ? 3 : 1, 5, where_);
+    std::vector<int64_t> start, step;
+    Shape out;
+    plan(inputs, inputs[0].shape(), start, step, out);
     const Tensor& x = inputs[0];
+    return {strided_copy(x, start, step, out)};
+  }
+
+  // Scatters the gradient back into the sliced positions.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty() || !a.wanted[0]) return grads;
+    std::vector<int64_t> start, step;
+    Shape out;
+    plan(a.inputs, a.input_shapes[0], start, step, out);
+    Tensor gx(a.input_shapes[0]);
+    const std::vector<int64_t> xs = strides_of(a.input_shapes[0]);
+    for (int64_t i = 0; i < g.size(); ++i) {
+      int64_t rem = i, off = 0;
+      for (size_t d = out.size(); d-- > 0;) {
+        off += (start[d] + (rem % out[d]) * step[d]) * xs[d];
+        rem /= out[d];
+      }
+      gx[off] += g[i];
+    }
+    grads[0] = std::move(gx);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override {
+    std::vector<bool> reads(n, true);
+    reads[0] = false;
+    return {reads, {false}};
+  }
+
+  // Start, step and extent per axis of the slice of an input of shape x_shape.
+  void plan(std::span<const Tensor> inputs, const Shape& x_shape, std::vector<int64_t>& start, std::vector<int64_t>& step,
+            Shape& out) const {
     std::vector<int64_t> starts = starts_, ends = ends_, axes = axes_, steps;
     if (from_inputs_) {
       starts = to_ints(inputs[1]);
@@ -434,12 +612,13 @@ class SliceOp : public Op {
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
       throw Error(where_ + ": starts, ends, axes and steps differ in length");
     }
-    const size_t rank = static_cast<size_t>(x.rank());
-    std::vector<int64_t> start(rank, 0), step(rank, 1);
-    Shape out = x.shape();
+    const size_t rank = x_shape.size();
+    start.assign(rank, 0);
+    step.assign(rank, 1);
+    out = x_shape;
     for (size_t i = 0; i < starts.size(); ++i) {
-      const size_t a = static_cast<size_t>(normalize_axis(axes[i], x.rank(), where_));
-      const int64_t len = x.shape()[a], st = steps[i];
+      const size_t a = static_cast<size_t>(normalize_axis(axes[i], static_cast<int64_t>(x_shape.size()), where_));
+      const int64_t len = x_shape[a], st = steps[i];
       if (st == 0) throw Error(where_ + ": step 0");
       auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { return std::clamp(v < 0 ? v + len : v, lo, hi); };
       const int64_t b = st > 0 ? clamp(starts[i], 0, len) : clamp(starts[i], -1, len - 1);
@@ -448,7 +627,6 @@ class SliceOp : public Op {
       step[a] = st;
       out[a] = st > 0 ? std::max<int64_t>(0, (e - b + st - 1) / st) : std::max<int64_t>(0, (b - e - st - 1) / -st);
     }
-    return {strided_copy(x, start, step, out)};
   }
 
  private:
@@ -471,6 +649,10 @@ class RangeOp : public Op {
     for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(start + static_cast<double>(i) * delta);
     return {y};
   }
+
+  // The output depends on shapes or constants only: no gradient flows back.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
+  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
 
  private:
   std::string where_;
