@@ -1,0 +1,69 @@
+#include "analyzers/params.hpp"
+
+#include <cmath>
+
+namespace sieve::analyzers {
+
+const std::string* Params::find(const std::string& key) {
+  known_.insert(key);
+  auto it = spec_.params.find(key);
+  return it == spec_.params.end() ? nullptr : &it->second;
+}
+
+double Params::number(const std::string& key, double fallback, double min, double max) {
+  const std::string* v = find(key);
+  if (v == nullptr) return fallback;
+  size_t used = 0;
+  double d = 0.0;
+  try {
+    d = std::stod(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v->size() || !std::isfinite(d) || d < min || d > max) {
+    throw Error("method '" + spec_.name + "': parameter " + key + "=" + *v + " must be a number in [" +
+                std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return d;
+}
+
+int64_t Params::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
+  const std::string* v = find(key);
+  if (v == nullptr) return fallback;
+  size_t used = 0;
+  int64_t i = 0;
+  try {
+    i = std::stoll(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v->size() || i < min || i > max) {
+    throw Error("method '" + spec_.name + "': parameter " + key + "=" + *v + " must be an integer in [" +
+                std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return i;
+}
+
+std::string Params::choice(const std::string& key, const std::string& fallback, const std::set<std::string>& allowed) {
+  const std::string* v = find(key);
+  if (v == nullptr) return fallback;
+  if (!allowed.count(*v)) {
+    std::string list;
+    for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    throw Error("method '" + spec_.name + "': parameter " + key + "=" + *v + " must be one of " + list);
+  }
+  return *v;
+}
+
+std::string Params::text(const std::string& key, const std::string& fallback) {
+  const std::string* v = find(key);
+  return v == nullptr ? fallback : *v;
+}
+
+void Params::finish() const {
+  for (const auto& [key, value] : spec_.params) {
+    if (!known_.count(key)) throw Error("method '" + spec_.name + "' has no parameter '" + key + "'");
+  }
+}
+
+}  // namespace sieve::analyzers

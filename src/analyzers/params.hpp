@@ -1,0 +1,29 @@
+#pragma once
+
+// Reads a method's key=value parameters, with defaults, and refuses keys the method does not know.
+
+#include <set>
+#include <string>
+
+#include "sieve/analyzer.hpp"
+#include "sieve/error.hpp"
+
+namespace sieve::analyzers {
+
+class Params {
+ public:
+  explicit Params(const MethodSpec& spec) : spec_(spec) {}
+  double number(const std::string& key, double fallback, double min, double max);
+  int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
+  std::string choice(const std::string& key, const std::string& fallback, const std::set<std::string>& allowed);
+  std::string text(const std::string& key, const std::string& fallback);
+  // Throws for any parameter no reader asked for.
+  void finish() const;
+
+ private:
+  const std::string* find(const std::string& key);
+  const MethodSpec& spec_;
+  std::set<std::string> known_;
+};
+
+}  // namespace sieve::analyzers

@@ -1,0 +1,117 @@
+#include "sieve/io/inputs.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "sieve/error.hpp"
+#include "sieve/io/idx.hpp"
+#include "sieve/io/image.hpp"
+#include "sieve/io/npy.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sieve {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_image_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  char head[8] = {};
+  in.read(head, 8);
+  return std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0 || std::memcmp(head, "\xff\xd8\xff", 3) == 0;
+}
+
+bool dims_match(const Shape& sample, const Shape& declared) {
+  if (sample.size() != declared.size()) return false;
+  for (size_t d = 0; d < sample.size(); ++d) {
+    if (declared[d] >= 0 && declared[d] != sample[d]) return false;
+  }
+  return true;
+}
+
+// Splits [N, ...] into N samples [1, ...].
+void add_batch(std::vector<NamedInput>& out, const std::string& name, const Tensor& batch) {
+  const int64_t n = batch.dim(0), per = n == 0 ? 0 : batch.size() / n;
+  Shape one = batch.shape();
+  one[0] = 1;
+  for (int64_t i = 0; i < n; ++i) {
+    Tensor t = Tensor::uninitialized(one);
+    std::memcpy(t.data(), batch.data() + i * per, static_cast<size_t>(per) * sizeof(float));
+    out.push_back({name + "[" + std::to_string(i) + "]", std::move(t)});
+  }
+}
+
+void load_npy(std::vector<NamedInput>& out, const std::string& path, const Shape& sample) {
+  const Tensor t = read_npy(path);
+  if (dims_match(t.shape(), sample)) {
+    Shape one{1};
+    one.insert(one.end(), t.shape().begin(), t.shape().end());
+    out.push_back({path, t.reshaped(one)});
+    return;
+  }
+  if (t.rank() == static_cast<int64_t>(sample.size()) + 1 && dims_match(Shape(t.shape().begin() + 1, t.shape().end()), sample)) {
+    add_batch(out, path, t);
+    return;
+  }
+  throw Error(path + ": array of shape " + to_string(t.shape()) + " does not fit the model input " + to_string(sample) +
+              " (one sample, or a batch of them)");
+}
+
+void load_idx(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p, const Shape& sample) {
+  Tensor t = read_idx(path);
+  if (t.rank() != 3 || sample.size() != 3 || sample[0] != 1 || !dims_match({1, t.dim(1), t.dim(2)}, sample)) {
+    throw Error(path + ": IDX images of shape " + to_string(t.shape()) + " do not fit the model input " + to_string(sample));
+  }
+  normalize_raw(t, p, 1);
+  add_batch(out, path, t.reshaped({t.dim(0), 1, t.dim(1), t.dim(2)}));
+}
+
+void load_image(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p, const Shape& sample) {
+  if (sample.size() != 3) throw Error(path + ": an image cannot feed the model input " + to_string(sample));
+  out.push_back({path, image_to_tensor(read_image(path), p, sample[0], sample[1], sample[2])});
+}
+
+}  // namespace
+
+std::vector<NamedInput> load_inputs(const std::vector<std::string>& paths, const Preprocessing& p,
+                                    const Shape& model_input_shape) {
+  if (model_input_shape.empty()) throw Error("the model input has no declared shape");
+  const Shape sample(model_input_shape.begin() + 1, model_input_shape.end());
+  std::vector<NamedInput> out;
+  for (const std::string& path : paths) {
+    if (fs::is_directory(path)) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(path)) {
+        if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+      }
+      if (files.empty()) throw Error(path + ": directory without PNG or JPEG images");
+      std::sort(files.begin(), files.end());
+      for (const std::string& f : files) load_image(out, f, p, sample);
+    } else if (!fs::exists(path)) {
+      throw Error(path + ": no such file or directory");
+    } else if (ends_with(path, ".npy")) {
+      load_npy(out, path, sample);
+    } else if (ends_with(path, "-ubyte") || ends_with(path, ".idx") || ends_with(path, ".gz")) {
+      load_idx(out, path, p, sample);
+    } else {
+      load_image(out, path, p, sample);
+    }
+  }
+  for (const NamedInput& in : out) {
+    for (int64_t i = 0; i < in.tensor.size(); ++i) {
+      if (!std::isfinite(in.tensor[i])) {
+        throw Error(in.name + ": input contains " + std::string(std::isnan(in.tensor[i]) ? "NaN" : "Inf") + " at element " +
+                    std::to_string(i));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sieve

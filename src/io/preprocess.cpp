@@ -1,0 +1,71 @@
+#include "sieve/io/preprocess.hpp"
+
+#include <algorithm>
+
+#include "sieve/error.hpp"
+
+namespace sieve {
+namespace {
+
+float per_channel(const std::vector<float>& v, int64_t c, float fallback, const char* what, int64_t channels) {
+  if (v.empty()) return fallback;
+  if (v.size() == 1) return v[0];
+  if (static_cast<int64_t>(v.size()) != channels) {
+    throw Error(std::string("preprocessing: ") + what + " has " + std::to_string(v.size()) + " values for " +
+                std::to_string(channels) + " channels");
+  }
+  return v[static_cast<size_t>(c)];
+}
+
+float normalized(float raw, const Preprocessing& p, int64_t c, int64_t channels) {
+  const float s = per_channel(p.std, c, 1.0f, "std", channels);
+  if (s == 0.0f) throw Error("preprocessing: std must not be 0");
+  return (raw * p.scale - per_channel(p.mean, c, 0.0f, "mean", channels)) / s;
+}
+
+}  // namespace
+
+Tensor image_to_tensor(const Image& image, const Preprocessing& p, int64_t channels, int64_t height, int64_t width) {
+  const bool gray = p.color == ColorOrder::grayscale;
+  if ((gray && channels != 1) || (!gray && channels != 3)) {
+    throw Error("the model expects " + std::to_string(channels) + " channels but the color order is " +
+                (gray ? "grayscale" : "RGB/BGR") + " (set --color or the profile)");
+  }
+  const int h = static_cast<int>(height > 0 ? height : image.height), w = static_cast<int>(width > 0 ? width : image.width);
+  const Image sized = resize_bilinear(image, w, h);
+  Tensor t = Tensor::uninitialized({1, channels, h, w});
+  const int64_t hw = static_cast<int64_t>(h) * w;
+  for (int64_t i = 0; i < hw; ++i) {
+    const uint8_t* px = &sized.pixels[static_cast<size_t>(i * sized.channels)];
+    if (gray) {
+      const float v = sized.channels == 1 ? px[0] : 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2];
+      t[i] = normalized(v, p, 0, 1);
+      continue;
+    }
+    for (int64_t c = 0; c < 3; ++c) {
+      const int64_t source = p.color == ColorOrder::bgr ? 2 - c : c;
+      const float v = sized.channels == 1 ? px[0] : px[source];
+      t[c * hw + i] = normalized(v, p, c, 3);
+    }
+  }
+  return t;
+}
+
+void normalize_raw(Tensor& values, const Preprocessing& p, int64_t channels) {
+  const int64_t per = values.size() / std::max<int64_t>(channels, 1);
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t i = 0; i < per; ++i) values[c * per + i] = normalized(values[c * per + i], p, c, channels);
+  }
+}
+
+InputRange input_range(const Preprocessing& p, int64_t channels) {
+  InputRange r;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float a = normalized(p.raw_low, p, c, channels), b = normalized(p.raw_high, p, c, channels);
+    r.low.push_back(std::min(a, b));
+    r.high.push_back(std::max(a, b));
+  }
+  return r;
+}
+
+}  // namespace sieve

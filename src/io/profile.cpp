@@ -1,0 +1,86 @@
+#include "sieve/io/profile.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sieve/error.hpp"
+
+namespace sieve {
+namespace {
+
+using nlohmann::json;
+
+void only_keys(const json& j, const std::vector<std::string>& allowed, const std::string& where) {
+  if (!j.is_object()) throw Error(where + " must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) throw Error(where + ": unknown key '" + key + "'");
+  }
+}
+
+std::vector<float> floats(const json& j, const std::string& where) {
+  if (!j.is_array()) throw Error(where + " must be an array of numbers");
+  std::vector<float> v;
+  for (const json& x : j) {
+    if (!x.is_number()) throw Error(where + " must be an array of numbers");
+    v.push_back(x.get<float>());
+  }
+  return v;
+}
+
+}  // namespace
+
+ModelProfile read_profile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open profile");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(path + ": not valid JSON: " + e.what());
+  }
+  only_keys(j, {"description", "preprocessing", "input_range", "class_names"}, path);
+  ModelProfile profile;
+  try {
+    if (j.contains("description")) profile.description = j["description"].get<std::string>();
+    if (j.contains("class_names")) profile.class_names = j["class_names"].get<std::vector<std::string>>();
+    if (j.contains("preprocessing")) {
+      const json& p = j["preprocessing"];
+      only_keys(p, {"color", "scale", "mean", "std", "raw_range"}, path + ": preprocessing");
+      Preprocessing pre;
+      if (p.contains("color")) {
+        const std::string c = p["color"].get<std::string>();
+        if (c != "rgb" && c != "bgr" && c != "grayscale") throw Error(path + ": preprocessing.color must be rgb, bgr or grayscale");
+        pre.color = c == "rgb" ? ColorOrder::rgb : c == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
+      }
+      if (p.contains("scale")) pre.scale = p["scale"].get<float>();
+      if (p.contains("mean")) pre.mean = floats(p["mean"], path + ": preprocessing.mean");
+      if (p.contains("std")) pre.std = floats(p["std"], path + ": preprocessing.std");
+      if (p.contains("raw_range")) {
+        const std::vector<float> r = floats(p["raw_range"], path + ": preprocessing.raw_range");
+        if (r.size() != 2 || r[0] > r[1]) throw Error(path + ": preprocessing.raw_range must be [low, high]");
+        pre.raw_low = r[0];
+        pre.raw_high = r[1];
+      }
+      profile.preprocessing = pre;
+    }
+    if (j.contains("input_range")) {
+      const json& r = j["input_range"];
+      only_keys(r, {"low", "high"}, path + ": input_range");
+      InputRange range{floats(r.at("low"), path + ": input_range.low"), floats(r.at("high"), path + ": input_range.high")};
+      if (range.low.size() != range.high.size() || range.low.empty()) throw Error(path + ": input_range.low and .high must have the same non-zero length");
+      profile.input_range = range;
+    }
+  } catch (const json::exception& e) {
+    throw Error(path + ": " + e.what());
+  }
+  return profile;
+}
+
+std::optional<ModelProfile> find_profile(const std::string& model_path) {
+  const std::string path = model_path + ".json";
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  return read_profile(path);
+}
+
+}  // namespace sieve
