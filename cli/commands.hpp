@@ -8,5 +8,7 @@ namespace sieve::cli {
 
 void add_info_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
+void add_explain_command(CLI::App& app);
+void add_methods_command(CLI::App& app);
 
 }  // namespace sieve::cli

@@ -8,6 +8,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   sieve::cli::add_info_command(app);
   sieve::cli::add_predict_command(app);
+  sieve::cli::add_explain_command(app);
+  sieve::cli::add_methods_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -56,6 +56,7 @@ struct MethodParameter {
 struct MethodInfo {
   std::string name, description;
   std::vector<MethodParameter> parameters;
+  std::string visualization;  // default picture: heatmap, graymap or projection
 };
 
 // Every registered method with its parameters and defaults.

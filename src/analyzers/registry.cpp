@@ -13,13 +13,14 @@ struct Entry {
 
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries{
-      {{"gradient", "∂f_target/∂x (sensitivity)", {{"postprocess", "none", "none, abs or square"}}}, analyzers::make_gradient},
-      {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}}, analyzers::make_input_x_gradient},
+      {{"gradient", "∂f_target/∂x (sensitivity)", {{"postprocess", "none", "none, abs or square"}}, "graymap"}, analyzers::make_gradient},
+      {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}, "heatmap"}, analyzers::make_input_x_gradient},
       {{"integrated_gradients",
         "(x − x̄) ⊙ mean gradient on the straight path from x̄, midpoints (k+½)/m",
         {{"steps", "32", "number of path points m"},
          {"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"},
-         {"batch", "32", "path points per forward pass"}}},
+         {"batch", "32", "path points per forward pass"}},
+        "heatmap"},
        analyzers::make_integrated_gradients},
       {{"smoothgrad",
         "mean gradient over noisy copies x + N(0, σ²), σ = noise_level · (max − min) of the sample",
@@ -28,10 +29,11 @@ const std::vector<Entry>& registry() {
          {"seed", "0", "random seed"},
          {"postprocess", "none", "none, abs or square (applied to the mean)"},
          {"noise", "", "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
-         {"batch", "32", "noisy copies per forward pass"}}},
+         {"batch", "32", "noisy copies per forward pass"}},
+        "graymap"},
        analyzers::make_smoothgrad},
-      {{"deconvnet", "gradient with ReLU backward = relu(gradient), forward gate ignored", {}}, analyzers::make_deconvnet},
-      {{"guided_backprop", "gradient with ReLU backward = relu(gradient) · 1[forward > 0]", {}}, analyzers::make_guided_backprop},
+      {{"deconvnet", "gradient with ReLU backward = relu(gradient), forward gate ignored", {}, "projection"}, analyzers::make_deconvnet},
+      {{"guided_backprop", "gradient with ReLU backward = relu(gradient) · 1[forward > 0]", {}, "projection"}, analyzers::make_guided_backprop},
   };
   return entries;
 }
