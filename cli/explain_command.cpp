@@ -95,6 +95,7 @@ void run_explain(const ExplainOptions& o) {
     Tensor all = Tensor::uninitialized(shape);
     const int64_t per = samples[0].size();
     for (size_t i = 0; i < results.size(); ++i) std::copy_n(results[i].values.data(), per, all.data() + static_cast<int64_t>(i) * per);
+    if (fs::path(o.out).has_parent_path()) fs::create_directories(fs::path(o.out).parent_path());
     write_npy(o.out, all);
     return;
   }

@@ -1,7 +1,7 @@
 #include <iostream>
+#include <string>
 
 #include "commands.hpp"
-#include "sieve/error.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"sieve: explain the predictions of neural networks stored as ONNX models"};
@@ -14,11 +14,13 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const sieve::Error& e) {
-    std::cerr << "sieve: error: " << e.what() << "\n";
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "sieve: error: " << e.what() << "\n";
+    // One line per error, even when a library (e.g. the ONNX checker) wrote several.
+    std::string message = e.what();
+    for (char& c : message) {
+      if (c == '\n') c = ' ';
+    }
+    std::cerr << "sieve: error: " << message << "\n";
     return 1;
   }
   return 0;

@@ -68,6 +68,7 @@ Image decode_jpeg(const std::string& path, const std::string& bytes) {
   if (tjDecompressHeader3(tj.get(), data, bytes.size(), &width, &height, &subsampling, &colorspace) != 0) {
     throw Error(path + ": corrupt JPEG: " + tjGetErrorStr2(tj.get()));
   }
+  if (width <= 0 || height <= 0) throw Error(path + ": corrupt JPEG: no frame header with the image size");
   check_size(path, width, height);
   const bool gray = colorspace == TJCS_GRAY;
   Image img{width, height, gray ? 1 : 3, {}};

@@ -1,0 +1,93 @@
+// Properties every gradient-family explanation must have: shape, linearity of the reverse pass in the
+// seed, and completeness of Integrated Gradients.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "sieve/analyzer.hpp"
+#include "sieve/error.hpp"
+#include "sieve/io/npy.hpp"
+
+namespace sieve {
+namespace {
+
+const std::string kModels = std::string(SIEVE_TEST_DATA) + "/shared/models/";
+
+Tensor first_inputs(int64_t n) {
+  const Tensor all = read_npy(kModels + "cnn_inputs.npy");
+  const int64_t per = all.size() / all.dim(0);
+  Shape s = all.shape();
+  s[0] = n;
+  return Tensor(s, std::span<const float>(all.data(), static_cast<size_t>(n * per)));
+}
+
+TEST(AnalyzerProperties, ExplanationsHaveTheInputShape) {
+  const Model model = Model::load(kModels + "cnn_dynbatch.onnx");
+  const Tensor x = first_inputs(3);
+  const ForwardPass pass(model, x);
+  for (const MethodInfo& m : available_methods()) {
+    const auto a = create_analyzer(MethodSpec::parse(m.name == "integrated_gradients" ? m.name + ":steps=4"
+                                                     : m.name == "smoothgrad"         ? m.name + ":n=3"
+                                                                                      : m.name));
+    EXPECT_EQ(a->explain(pass, {0, 1, 2}).shape(), x.shape()) << m.name;
+  }
+}
+
+// R(a·s + b·t) = a·R(s) + b·R(t) for the reverse pass of every method that is one reverse pass.
+TEST(AnalyzerProperties, ReversePassIsLinearInTheSeed) {
+  for (const char* name : {"mlp", "cnn"}) {
+    const Model model = Model::load(kModels + std::string(name) + "_dynbatch.onnx");
+    const ForwardPass pass(model, first_inputs(2));
+    const Tensor s = target_seed(pass.output().shape(), {1, 4}, {1.0f, 1.0f});
+    const Tensor t = target_seed(pass.output().shape(), {7, 2}, {1.0f, 1.0f});
+    Tensor mixed = Tensor::uninitialized(s.shape());
+    for (int64_t i = 0; i < s.size(); ++i) mixed[i] = 2.0f * s[i] - 0.5f * t[i];
+    const Tensor rs = pass.reverse(s), rt = pass.reverse(t), rm = pass.reverse(mixed);
+    double scale = 0.0;
+    for (float v : rs.values()) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    for (int64_t i = 0; i < rm.size(); ++i) EXPECT_NEAR(rm[i], 2.0f * rs[i] - 0.5f * rt[i], 1e-5 * scale) << name;
+  }
+}
+
+// Σ IG = f(x) − f(baseline), up to the midpoint rule's quadrature error, which shrinks with the steps.
+TEST(AnalyzerProperties, IntegratedGradientsIsComplete) {
+  const Model model = Model::load(kModels + "cnn_dynbatch.onnx");
+  const Tensor x = first_inputs(4);
+  const ForwardPass pass(model, x);
+  const ForwardPass zero(model, Tensor(x.shape()));
+  const std::vector<int64_t> targets = TargetSelection().resolve(pass.output()).at(0);
+  const int64_t classes = pass.output().dim(1), per = x.size() / x.dim(0);
+  double error_32 = 0.0, error_256 = 0.0;
+  for (int64_t steps : {32, 256}) {
+    const Tensor ig = create_analyzer(MethodSpec::parse("integrated_gradients:steps=" + std::to_string(steps)))->explain(pass, targets);
+    for (int64_t i = 0; i < x.dim(0); ++i) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < per; ++j) sum += ig[i * per + j];
+      const int64_t t = targets[static_cast<size_t>(i)];
+      const double delta = pass.output()[i * classes + t] - zero.output()[i * classes + t];
+      const double rel = std::abs(sum - delta) / std::abs(delta);
+      (steps == 32 ? error_32 : error_256) = std::max(steps == 32 ? error_32 : error_256, rel);
+    }
+  }
+  EXPECT_LT(error_32, 0.02);
+  EXPECT_LT(error_256, 0.005);
+  EXPECT_LE(error_256, error_32 + 1e-6);
+}
+
+TEST(AnalyzerProperties, BadMethodsAndTargetsAreRefused) {
+  EXPECT_THROW(create_analyzer(MethodSpec::parse("no_such_method")), Error);
+  EXPECT_THROW(create_analyzer(MethodSpec::parse("integrated_gradients:steps=0")), Error);
+  EXPECT_THROW(create_analyzer(MethodSpec::parse("integrated_gradients:stepz=4")), Error);
+  EXPECT_THROW(create_analyzer(MethodSpec::parse("gradient:postprocess=cube")), Error);
+  EXPECT_THROW(MethodSpec::parse("gradient:abs"), Error);
+  EXPECT_THROW(TargetSelection::parse("-1"), Error);
+  EXPECT_THROW(TargetSelection::parse("two"), Error);
+  const Model model = Model::load(kModels + "mlp_dynbatch.onnx");
+  const ForwardPass pass(model, first_inputs(1));
+  EXPECT_THROW(TargetSelection::parse("10").resolve(pass.output()), Error);
+  EXPECT_EQ(TargetSelection::parse("all").resolve(pass.output()).size(), 10u);
+}
+
+}  // namespace
+}  // namespace sieve

@@ -1,0 +1,249 @@
+// The command line end to end: sieve info / predict / explain / methods, and one clear error with a
+// non-zero exit for every kind of bad input.
+
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "sieve/io/image.hpp"
+#include "sieve/io/npy.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sieve {
+namespace {
+
+const std::string kShared = std::string(SIEVE_TEST_DATA) + "/shared/";
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+CliRun sieve_cli(const std::string& args) {
+  const fs::path err = fs::path(::testing::TempDir()) / "sieve_stderr.txt";
+  const std::string command = std::string(SIEVE_CLI) + " " + args + " 2>" + err.string();
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  const int status = pclose(pipe);
+  std::ifstream in(err);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out, ss.str()};
+}
+
+fs::path temp(const std::string& name) { return fs::path(::testing::TempDir()) / name; }
+
+void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A small valid graph x[1,4] → Relu → y, to be broken in different ways.
+onnx::ModelProto relu_model() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  auto add_io = [](onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  add_io(g->add_input(), "x", {1, 4});
+  add_io(g->add_output(), "y", {1, 4});
+  auto* n = g->add_node();
+  n->set_op_type("Relu");
+  n->set_name("relu");
+  n->add_input("x");
+  n->add_output("y");
+  return m;
+}
+
+std::string save(const onnx::ModelProto& m, const std::string& name) {
+  const fs::path p = temp(name);
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  write_bytes(p, bytes);
+  return p.string();
+}
+
+void expect_clear_error(const CliRun& r, const std::string& fragment) {
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("sieve: error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+}
+
+TEST(Cli, InfoDescribesTheModel) {
+  const CliRun r = sieve_cli("info " + kShared + "models/cnn.onnx");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("input [1,1,28,28]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Conv×3"), std::string::npos);
+  EXPECT_NE(r.out.find("all operators supported: yes"), std::string::npos);
+  const CliRun j = sieve_cli("info --json " + kShared + "models/mlp.onnx");
+  ASSERT_EQ(j.code, 0) << j.err;
+  const auto info = nlohmann::json::parse(j.out);
+  EXPECT_EQ(info["opset"], 13);
+  EXPECT_EQ(info["parameters"], 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+}
+
+// predict reproduces the stored logits, for the dynamic-batch model and the batch-1 model (run per input).
+TEST(Cli, PredictReproducesReferenceLogits) {
+  for (const char* m : {"cnn", "mlp"}) {
+    const Tensor reference = read_npy(kShared + "refs/" + m + "/logits.npy");
+    for (const std::string suffix : {"_dynbatch.onnx", ".onnx"}) {
+      const CliRun r = sieve_cli("predict --json --top 3 " + kShared + "models/" + m + suffix + " " + kShared + "models/" + m + "_inputs.npy");
+      ASSERT_EQ(r.code, 0) << r.err;
+      const auto j = nlohmann::json::parse(r.out);
+      ASSERT_EQ(j["predictions"].size(), 16u);
+      for (size_t i = 0; i < 16; ++i) {
+        const auto& p = j["predictions"][i];
+        EXPECT_EQ(p["input"], kShared + "models/" + m + "_inputs.npy[" + std::to_string(i) + "]");
+        ASSERT_EQ(p["logits"].size(), 10u);
+        for (size_t c = 0; c < 10; ++c) {
+          const double ref = reference[static_cast<int64_t>(i * 10 + c)];
+          EXPECT_NEAR(p["logits"][c].get<double>(), ref, 1e-4 * std::max(1.0, std::abs(ref))) << m << suffix;
+        }
+        EXPECT_EQ(p["top"].size(), 3u);
+      }
+    }
+  }
+}
+
+TEST(Cli, ExplainWritesArraysAndPictures) {
+  const fs::path out = temp("explain_out");
+  fs::remove_all(out);
+  const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
+  CliRun r = sieve_cli("explain " + model + " " + inputs + " --method gradient --out " + (out / "g.npy").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy((out / "g.npy").string()).shape(), (Shape{16, 1, 28, 28}));
+  r = sieve_cli("explain " + model + " " + inputs + " -m gradient -m integrated_gradients:steps=8 --target 3 --out " +
+                out.string() + " --grid " + (out / "grid.png").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "cnn_inputs_0__gradient__class3.npy"));
+  EXPECT_TRUE(fs::exists(out / "cnn_inputs_15__integrated_gradients_steps_8__class3.png"));
+  const Image g = read_image((out / "grid.png").string());
+  EXPECT_GT(g.width, 3 * 28);
+  EXPECT_GT(g.height, 16 * 28);
+  r = sieve_cli("explain " + model + " " + inputs + " -m gradient --target all --out " + (out / "all.npy").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy((out / "all.npy").string()).shape(), (Shape{16, 10, 1, 28, 28}));
+}
+
+TEST(Cli, MethodsListsEveryMethodWithDefaults) {
+  const CliRun r = sieve_cli("methods");
+  ASSERT_EQ(r.code, 0);
+  for (const char* m : {"gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "deconvnet", "guided_backprop"}) {
+    EXPECT_NE(r.out.find(m), std::string::npos) << m;
+  }
+  EXPECT_NE(r.out.find("steps=32"), std::string::npos);
+}
+
+TEST(Cli, BadArgumentsGiveOneClearError) {
+  const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
+  const std::string out = temp("bad_args.npy").string();
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m no_such --out " + out), "unknown method 'no_such'");
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m integrated_gradients:steps=-3 --out " + out), "steps=-3");
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m gradient:foo=1 --out " + out), "no parameter 'foo'");
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m gradient --target 10 --out " + out), "target index 10 out of range");
+  expect_clear_error(sieve_cli("predict " + model + " /no/such/file.npy"), "/no/such/file.npy");
+  EXPECT_NE(sieve_cli("predict").code, 0);
+}
+
+TEST(Cli, MalformedModelsAreRefused) {
+  const std::string good = read_bytes(kShared + "models/mlp.onnx");
+  const fs::path truncated = temp("truncated.onnx"), random = temp("random.onnx");
+  write_bytes(truncated, good.substr(0, good.size() / 2));
+  std::mt19937 rng(3);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  write_bytes(random, noise);
+  const std::string input = " " + kShared + "models/mlp_inputs.npy";
+  expect_clear_error(sieve_cli("info " + truncated.string()), "not a valid ONNX model");
+  expect_clear_error(sieve_cli("predict " + random.string() + input), "not a valid ONNX model");
+
+  onnx::ModelProto m = relu_model();
+  m.mutable_graph()->mutable_node(0)->set_op_type("Erf");
+  m.mutable_graph()->mutable_node(0)->set_name("my_erf");
+  const CliRun unsupported = sieve_cli("info " + save(m, "unsupported.onnx"));
+  expect_clear_error(unsupported, "Erf (node 'my_erf')");
+  EXPECT_NE(unsupported.err.find("opset 13"), std::string::npos);
+
+  m = relu_model();
+  auto* gemm = m.mutable_graph()->mutable_node(0);
+  gemm->set_op_type("Gemm");
+  gemm->add_input("missing_weight");
+  expect_clear_error(sieve_cli("info " + save(m, "missing.onnx")), "missing_weight");
+
+  m = relu_model();  // x → relu(a) → b, b → relu → a: a cycle
+  auto* g = m.mutable_graph();
+  g->mutable_node(0)->set_input(0, "b");
+  g->mutable_node(0)->set_output(0, "a");
+  auto* second = g->add_node();
+  second->set_op_type("Relu");
+  second->set_name("second");
+  second->add_input("a");
+  second->add_output("b");
+  g->mutable_output(0)->set_name("b");
+  expect_clear_error(sieve_cli("info " + save(m, "cycle.onnx")), "cycle.onnx");
+
+  m = relu_model();
+  m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(int64_t{1} << 40);
+  m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(int64_t{1} << 40);
+  expect_clear_error(sieve_cli("info " + save(m, "huge_input.onnx")), "elements");
+
+  m = relu_model();
+  auto* init = m.mutable_graph()->add_initializer();
+  init->set_name("w");
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  init->add_dims(int64_t{1} << 20);
+  init->add_dims(int64_t{1} << 20);
+  init->set_raw_data(std::string(16, '\0'));
+  expect_clear_error(sieve_cli("info " + save(m, "huge_initializer.onnx")), "initializer 'w'");
+}
+
+TEST(Cli, MalformedInputsAreRefused) {
+  const std::string model = kShared + "models/cnn_dynbatch.onnx ";
+  // Wrong shape.
+  write_npy(temp("wrong.npy").string(), Tensor(Shape{2, 3, 28, 28}));
+  expect_clear_error(sieve_cli("predict " + model + temp("wrong.npy").string()), "does not fit the model input");
+  // NaN.
+  Tensor nan_input(Shape{1, 1, 28, 28});
+  nan_input[5] = std::nanf("");
+  write_npy(temp("nan.npy").string(), nan_input);
+  expect_clear_error(sieve_cli("predict " + model + temp("nan.npy").string()), "NaN at element 5");
+  // Corrupt npy: header promises more data than the file has.
+  std::string npy = read_bytes(kShared + "models/cnn_inputs.npy");
+  write_bytes(temp("short.npy"), npy.substr(0, 300));
+  expect_clear_error(sieve_cli("predict " + model + temp("short.npy").string()), "truncated data");
+  // Corrupt PNG and JPEG, and a text file that claims to be an image.
+  Image img{28, 28, 1, std::vector<uint8_t>(28 * 28, 128)};
+  write_png(temp("ok.png").string(), img);
+  std::string png = read_bytes(temp("ok.png"));
+  write_bytes(temp("corrupt.png"), png.substr(0, png.size() - 20));
+  expect_clear_error(sieve_cli("predict " + model + temp("corrupt.png").string() + " --color grayscale"), "corrupt PNG");
+  write_bytes(temp("corrupt.jpg"), std::string("\xff\xd8\xff\xe0", 4) + std::string(200, '\x11'));
+  expect_clear_error(sieve_cli("predict " + model + temp("corrupt.jpg").string() + " --color grayscale"), "corrupt JPEG");
+  write_bytes(temp("text.png"), "hello, I am not an image\n");
+  expect_clear_error(sieve_cli("predict " + model + temp("text.png").string()), "not a PNG or JPEG file");
+}
+
+}  // namespace
+}  // namespace sieve
