@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Set up, build and run the main job on the bundled Fashion-MNIST model and sample images.
+# Set up, build and run the main job: describe the bundled Fashion-MNIST model, classify the bundled
+# sample images, and explain them with several methods into out/ with a grid picture out/grid.png.
 # Usage: bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target sieve_cli
-./build/release/sieve info examples/fashion_cnn.onnx
-./build/release/sieve predict examples/fashion_cnn.onnx examples/images --top 3
+sieve=./build/release/sieve
+$sieve info examples/fashion_cnn.onnx
+$sieve predict examples/fashion_cnn.onnx examples/images --top 3
+$sieve explain examples/fashion_cnn.onnx examples/images \
+  -m gradient -m input_x_gradient -m integrated_gradients -m smoothgrad:noise_level=0.15 -m guided_backprop \
+  --out out --grid out/grid.png
+echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop): out/grid.png"

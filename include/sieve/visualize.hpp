@@ -26,7 +26,8 @@ Image visualize(Visualization kind, const Tensor& explanation, const Image& inpu
 
 // A displayable image of a preprocessed input [C, H, W]: min–max scaled to 0–255 per image.
 Image input_image(const Tensor& input);
-// Cells laid out row by row with `gap` white pixels between them; every cell is converted to RGB.
-Image grid(const std::vector<std::vector<Image>>& rows, int gap = 4);
+// Cells laid out row by row with `gap` white pixels between them; every cell is converted to RGB and
+// enlarged by an integer factor (nearest neighbour) until it is at least `min_cell` pixels high.
+Image grid(const std::vector<std::vector<Image>>& rows, int gap = 4, int min_cell = 112);
 
 }  // namespace sieve

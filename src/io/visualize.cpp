@@ -110,6 +110,23 @@ Image to_rgb(const Image& img) {
   return out;
 }
 
+// Nearest-neighbour enlargement by the smallest integer factor reaching min_height.
+Image enlarged(const Image& img, int min_height) {
+  const int f = img.height >= min_height || img.height == 0 ? 1 : (min_height + img.height - 1) / img.height;
+  if (f == 1) return img;
+  Image out{img.width * f, img.height * f, img.channels, {}};
+  out.pixels.resize(static_cast<size_t>(out.width * out.height * out.channels));
+  for (int y = 0; y < out.height; ++y) {
+    for (int x = 0; x < out.width; ++x) {
+      for (int c = 0; c < img.channels; ++c) {
+        out.pixels[static_cast<size_t>((y * out.width + x) * out.channels + c)] =
+            img.pixels[static_cast<size_t>(((y / f) * img.width + x / f) * img.channels + c)];
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Image heatmap(const Tensor& explanation) {
@@ -208,7 +225,12 @@ Image input_image(const Tensor& input) {
   return img;
 }
 
-Image grid(const std::vector<std::vector<Image>>& rows, int gap) {
+Image grid(const std::vector<std::vector<Image>>& cells, int gap, int min_cell) {
+  std::vector<std::vector<Image>> rows;
+  for (const auto& row : cells) {
+    rows.emplace_back();
+    for (const Image& cell : row) rows.back().push_back(enlarged(to_rgb(cell), min_cell));
+  }
   int width = 0, height = 0;
   std::vector<int> row_heights;
   for (const auto& row : rows) {
@@ -231,7 +253,7 @@ Image grid(const std::vector<std::vector<Image>>& rows, int gap) {
   for (size_t r = 0; r < rows.size(); ++r) {
     int x0 = gap;
     for (const Image& cell : rows[r]) {
-      const Image rgb = to_rgb(cell);
+      const Image& rgb = cell;
       for (int y = 0; y < rgb.height; ++y) {
         std::copy_n(rgb.pixels.begin() + static_cast<std::ptrdiff_t>(y * rgb.width * 3), rgb.width * 3,
                     out.pixels.begin() + static_cast<std::ptrdiff_t>(((y0 + y) * width + x0) * 3));
