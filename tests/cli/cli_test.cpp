@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <unistd.h>
 
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
@@ -28,7 +29,9 @@ struct CliRun {
 };
 
 CliRun sieve_cli(const std::string& args) {
-  const fs::path err = fs::path(::testing::TempDir()) / "sieve_stderr.txt";
+  // Tests run in parallel processes: every call gets its own stderr file.
+  static int calls = 0;
+  const fs::path err = fs::path(::testing::TempDir()) / ("sieve_stderr_" + std::to_string(getpid()) + "_" + std::to_string(calls++) + ".txt");
   const std::string command = std::string(SIEVE_CLI) + " " + args + " 2>" + err.string();
   FILE* pipe = popen(command.c_str(), "r");
   std::string out;
@@ -42,7 +45,15 @@ CliRun sieve_cli(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out, ss.str()};
 }
 
-fs::path temp(const std::string& name) { return fs::path(::testing::TempDir()) / name; }
+// A per-process scratch directory, so tests running in parallel do not share files.
+fs::path temp(const std::string& name) {
+  static const fs::path dir = [] {
+    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_cli_" + std::to_string(getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir / name;
+}
 
 void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
