@@ -1,5 +1,6 @@
 // Time of explanation methods against the forward pass of the same model and batch. Usage:
-//   sieve_bench_explain MODEL.onnx:BATCH[,BATCH...] ... [--methods gradient,integrated_gradients] [Google Benchmark flags]
+//   sieve_bench_explain MODEL.onnx:BATCH[,BATCH...] ... [--methods gradient,integrated_gradients] [Google
+//   Benchmark flags]
 // Each model/batch gets a "forward" benchmark and one per method (forward pass included).
 
 #include <benchmark/benchmark.h>
@@ -40,13 +41,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> specs;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--methods" && i + 1 < argc) methods = split(argv[++i], ',');
-    else specs.push_back(arg);
+    if (arg == "--methods" && i + 1 < argc)
+      methods = split(argv[++i], ',');
+    else
+      specs.push_back(arg);
   }
   std::vector<std::unique_ptr<sieve::Model>> models;
   std::vector<std::unique_ptr<sieve::Analyzer>> analyzers;
   try {
-    for (const std::string& m : methods) analyzers.push_back(sieve::create_analyzer(sieve::MethodSpec::parse(m)));
+    for (const std::string& m : methods)
+      analyzers.push_back(sieve::create_analyzer(sieve::MethodSpec::parse(m)));
     for (const std::string& spec : specs) {
       const size_t colon = spec.rfind(':');
       const std::string path = spec.substr(0, colon);
@@ -56,18 +60,27 @@ int main(int argc, char** argv) {
         const int64_t batch = std::stoll(b);
         const sieve::Tensor input = random_input(model->input_shapes().at(0), batch);
         const std::string prefix = path + "/batch:" + b + "/";
-        benchmark::RegisterBenchmark((prefix + "forward").c_str(), [model, input](benchmark::State& state) {
-          for (auto _ : state) benchmark::DoNotOptimize(model->run({input}));
-        })->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+        benchmark::RegisterBenchmark((prefix + "forward").c_str(),
+                                     [model, input](benchmark::State& state) {
+                                       for (auto _ : state) benchmark::DoNotOptimize(model->run({input}));
+                                     })
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(2.0)
+            ->UseRealTime();
         for (size_t k = 0; k < methods.size(); ++k) {
           const sieve::Analyzer* analyzer = analyzers[k].get();
-          benchmark::RegisterBenchmark((prefix + methods[k]).c_str(), [model, input, analyzer](benchmark::State& state) {
-            for (auto _ : state) {
-              const sieve::ForwardPass pass(*model, input);
-              const std::vector<int64_t> targets = sieve::TargetSelection().resolve(pass.output()).at(0);
-              benchmark::DoNotOptimize(analyzer->explain(pass, targets));
-            }
-          })->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+          benchmark::RegisterBenchmark((prefix + methods[k]).c_str(),
+                                       [model, input, analyzer](benchmark::State& state) {
+                                         for (auto _ : state) {
+                                           const sieve::ForwardPass pass(*model, input);
+                                           const std::vector<int64_t> targets =
+                                               sieve::TargetSelection().resolve(pass.output()).at(0);
+                                           benchmark::DoNotOptimize(analyzer->explain(pass, targets));
+                                         }
+                                       })
+              ->Unit(benchmark::kMillisecond)
+              ->MinTime(2.0)
+              ->UseRealTime();
         }
       }
     }

@@ -77,14 +77,15 @@ void run_explain(const ExplainOptions& o) {
     if (s != "npy" && s != "png") throw Error("--save takes npy and/or png, not '" + s + "'");
   }
   const bool single_file = fs::path(o.out).extension() == ".npy";
-  if (single_file && specs.size() != 1) throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
+  if (single_file && specs.size() != 1)
+    throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
   const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
 
   Progress progress("explaining");
-  const std::vector<Explanation> results =
-      explain_samples(model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
+  const std::vector<Explanation> results = explain_samples(
+      model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
 
   if (single_file) {
     // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
@@ -94,7 +95,8 @@ void run_explain(const ExplainOptions& o) {
     if (per_input > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per_input));
     Tensor all = Tensor::uninitialized(shape);
     const int64_t per = samples[0].size();
-    for (size_t i = 0; i < results.size(); ++i) std::copy_n(results[i].values.data(), per, all.data() + static_cast<int64_t>(i) * per);
+    for (size_t i = 0; i < results.size(); ++i)
+      std::copy_n(results[i].values.data(), per, all.data() + static_cast<int64_t>(i) * per);
     if (fs::path(o.out).has_parent_path()) fs::create_directories(fs::path(o.out).parent_path());
     write_npy(o.out, all);
     return;
@@ -106,7 +108,8 @@ void run_explain(const ExplainOptions& o) {
   std::vector<std::vector<Image>> rows(samples.size());
   for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
   for (const Explanation& e : results) {
-    std::string name = file_safe(stem_of(loaded.inputs[e.sample].name)) + "__" + file_safe(specs[e.method].text());
+    std::string name =
+        file_safe(stem_of(loaded.inputs[e.sample].name)) + "__" + file_safe(specs[e.method].text());
     if (several_targets) name += "__class" + std::to_string(e.target);
     const fs::path base = fs::path(o.out) / name;
     if (save_npy) write_npy(base.string() + ".npy", e.values);
@@ -116,7 +119,8 @@ void run_explain(const ExplainOptions& o) {
     rows[e.sample].push_back(picture);
   }
   if (!o.grid.empty()) write_png(o.grid, grid(rows));
-  std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) to " << o.out << "\n";
+  std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) to "
+            << o.out << "\n";
 }
 
 }  // namespace
@@ -125,13 +129,18 @@ void add_explain_command(CLI::App& app) {
   auto options = std::make_shared<ExplainOptions>();
   CLI::App* cmd = app.add_subcommand("explain", "Explain a model's predictions on inputs");
   cmd->add_option("model", options->model, "ONNX model file")->required();
-  cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")->required();
-  cmd->add_option("--method,-m", options->methods, "Method NAME[:key=value,...] (repeatable; see sieve methods)")->required();
+  cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
+      ->required();
+  cmd->add_option("--method,-m", options->methods,
+                  "Method NAME[:key=value,...] (repeatable; see sieve methods)")
+      ->required();
   cmd->add_option("--target", options->target, "max (predicted class), a class index, a list 1,4,7, or all");
   cmd->add_option("--out,-o", options->out, "Output: FILE.npy (one method) or a directory")->required();
   cmd->add_option("--save", options->save, "What to write into a directory: npy, png")->delimiter(',');
-  cmd->add_option("--viz", options->viz, "Picture: heatmap, graymap, projection, scale_input, blend (default: per method)");
-  cmd->add_option("--grid", options->grid, "Also write one PNG grid: a row per input, the input then each method");
+  cmd->add_option("--viz", options->viz,
+                  "Picture: heatmap, graymap, projection, scale_input, blend (default: per method)");
+  cmd->add_option("--grid", options->grid,
+                  "Also write one PNG grid: a row per input, the input then each method");
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_explain(*options); });
 }

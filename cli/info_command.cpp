@@ -34,17 +34,21 @@ void run_info(const InfoOptions& o) {
     j["producer"] = r.producer;
     j["opset"] = r.opset;
     for (size_t i = 0; i < model.input_names().size(); ++i) {
-      j["inputs"].push_back({{"name", model.input_names()[i]}, {"shape", shape_json(model.input_shapes()[i])}});
+      j["inputs"].push_back(
+          {{"name", model.input_names()[i]}, {"shape", shape_json(model.input_shapes()[i])}});
     }
     for (size_t i = 0; i < model.output_names().size(); ++i) {
-      j["outputs"].push_back({{"name", model.output_names()[i]}, {"shape", shape_json(model.output_shapes()[i])}});
+      j["outputs"].push_back(
+          {{"name", model.output_names()[i]}, {"shape", shape_json(model.output_shapes()[i])}});
     }
     j["onnx_operators"] = r.onnx_op_counts;
     j["operators"] = r.op_counts;
     j["parameters"] = r.parameter_count;
     j["folded_constant_nodes"] = r.folded_constant_nodes;
     j["canonicalizations"] = r.canonicalizations;
-    j["explained_output"] = r.stripped_output_op.empty() ? "model output" : "logits (final " + r.stripped_output_op + " stripped)";
+    j["explained_output"] = r.stripped_output_op.empty()
+                                ? "model output"
+                                : "logits (final " + r.stripped_output_op + " stripped)";
     j["all_operators_supported"] = true;
     std::cout << j.dump(2) << "\n";
     return;
@@ -53,10 +57,12 @@ void run_info(const InfoOptions& o) {
             << "producer:   " << (r.producer.empty() ? "(unknown)" : r.producer) << "\n"
             << "opset:      " << r.opset << "\n";
   for (size_t i = 0; i < model.input_names().size(); ++i) {
-    std::cout << "input:      " << model.input_names()[i] << " " << to_string(model.input_shapes()[i]) << "\n";
+    std::cout << "input:      " << model.input_names()[i] << " " << to_string(model.input_shapes()[i])
+              << "\n";
   }
   for (size_t i = 0; i < model.output_names().size(); ++i) {
-    std::cout << "output:     " << model.output_names()[i] << " " << to_string(model.output_shapes()[i]) << "\n";
+    std::cout << "output:     " << model.output_names()[i] << " " << to_string(model.output_shapes()[i])
+              << "\n";
   }
   std::cout << "parameters: " << r.parameter_count << "\n"
             << "operators in the file:";
@@ -73,7 +79,8 @@ void run_info(const InfoOptions& o) {
 
 void add_info_command(CLI::App& app) {
   auto options = std::make_shared<InfoOptions>();
-  CLI::App* cmd = app.add_subcommand("info", "Show a model's inputs, outputs, operators and canonicalizations");
+  CLI::App* cmd =
+      app.add_subcommand("info", "Show a model's inputs, outputs, operators and canonicalizations");
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_flag("--json", options->json, "Print one JSON object");
   cmd->callback([options] { run_info(*options); });

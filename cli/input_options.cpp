@@ -5,10 +5,13 @@
 namespace sieve::cli {
 
 void add_input_options(CLI::App* cmd, InputOptions& o) {
-  cmd->add_option("--profile", o.profile, "Model profile JSON (default: MODEL.json next to the model, if present)");
+  cmd->add_option("--profile", o.profile,
+                  "Model profile JSON (default: MODEL.json next to the model, if present)");
   cmd->add_flag("--no-profile", o.no_profile, "Ignore the model's sidecar profile");
-  cmd->add_option("--color", o.color, "Channel order of image inputs")->check(CLI::IsMember({"rgb", "bgr", "grayscale"}));
-  cmd->add_option("--scale", o.scale, "Multiply raw pixel values by this (e.g. 0.00392156862745098 for 1/255)");
+  cmd->add_option("--color", o.color, "Channel order of image inputs")
+      ->check(CLI::IsMember({"rgb", "bgr", "grayscale"}));
+  cmd->add_option("--scale", o.scale,
+                  "Multiply raw pixel values by this (e.g. 0.00392156862745098 for 1/255)");
   cmd->add_option("--mean", o.mean, "Per-channel mean subtracted after scaling")->delimiter(',');
   cmd->add_option("--std", o.std, "Per-channel standard deviation divided after the mean")->delimiter(',');
   cmd->add_option("--raw-range", o.raw_range, "Raw value range LOW,HIGH of the inputs (default 0,255)")
@@ -17,14 +20,17 @@ void add_input_options(CLI::App* cmd, InputOptions& o) {
   cmd->add_option("--batch", o.batch, "Largest batch run at once")->check(CLI::PositiveNumber);
 }
 
-LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model, const std::vector<std::string>& paths,
-                             const InputOptions& o) {
+LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
+                             const std::vector<std::string>& paths, const InputOptions& o) {
   LoadedInputs loaded;
-  if (!o.profile.empty()) loaded.profile = read_profile(o.profile);
-  else if (!o.no_profile) loaded.profile = find_profile(model_path);
+  if (!o.profile.empty())
+    loaded.profile = read_profile(o.profile);
+  else if (!o.no_profile)
+    loaded.profile = find_profile(model_path);
   if (loaded.profile && loaded.profile->preprocessing) loaded.preprocessing = *loaded.profile->preprocessing;
   Preprocessing& p = loaded.preprocessing;
-  if (!o.color.empty()) p.color = o.color == "rgb" ? ColorOrder::rgb : o.color == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
+  if (!o.color.empty())
+    p.color = o.color == "rgb" ? ColorOrder::rgb : o.color == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
   if (o.scale) p.scale = *o.scale;
   if (!o.mean.empty()) p.mean = o.mean;
   if (!o.std.empty()) p.std = o.std;

@@ -33,7 +33,7 @@ struct LoadedInputs {
 };
 
 // Profile (unless disabled) + command-line overrides → preprocessing → the inputs, one sample each.
-LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model, const std::vector<std::string>& paths,
-                             const InputOptions& o);
+LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
+                             const std::vector<std::string>& paths, const InputOptions& o);
 
 }  // namespace sieve::cli

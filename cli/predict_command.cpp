@@ -23,15 +23,19 @@ void run_predict(const PredictOptions& o) {
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
   const std::vector<Prediction> predictions = predict(model, samples, o.top, o.input.batch);
-  const std::vector<std::string> names = loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
-  auto class_name = [&](int64_t c) { return static_cast<size_t>(c) < names.size() ? names[static_cast<size_t>(c)] : std::string(); };
+  const std::vector<std::string> names =
+      loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
+  auto class_name = [&](int64_t c) {
+    return static_cast<size_t>(c) < names.size() ? names[static_cast<size_t>(c)] : std::string();
+  };
 
   if (o.json) {
     nlohmann::json j{{"model", o.model}, {"predictions", nlohmann::json::array()}};
     for (size_t i = 0; i < predictions.size(); ++i) {
       nlohmann::json top = nlohmann::json::array();
       for (const auto& [c, logit] : predictions[i].top) top.push_back({c, logit});
-      j["predictions"].push_back({{"input", loaded.inputs[i].name}, {"logits", predictions[i].logits}, {"top", top}});
+      j["predictions"].push_back(
+          {{"input", loaded.inputs[i].name}, {"logits", predictions[i].logits}, {"top", top}});
     }
     std::cout << j.dump() << "\n";
     return;
@@ -39,7 +43,8 @@ void run_predict(const PredictOptions& o) {
   for (size_t i = 0; i < predictions.size(); ++i) {
     std::cout << loaded.inputs[i].name << "\n";
     for (const auto& [c, logit] : predictions[i].top) {
-      std::cout << "  " << std::setw(5) << c << "  " << std::fixed << std::setprecision(4) << std::setw(10) << logit;
+      std::cout << "  " << std::setw(5) << c << "  " << std::fixed << std::setprecision(4) << std::setw(10)
+                << logit;
       const std::string name = class_name(c);
       if (!name.empty()) std::cout << "  " << name;
       std::cout << "\n";
@@ -53,7 +58,8 @@ void add_predict_command(CLI::App& app) {
   auto options = std::make_shared<PredictOptions>();
   CLI::App* cmd = app.add_subcommand("predict", "Run a model on inputs and print logits and the top classes");
   cmd->add_option("model", options->model, "ONNX model file")->required();
-  cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")->required();
+  cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
+      ->required();
   cmd->add_option("--top", options->top, "Number of top classes to show")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", options->json, "Print one JSON object");
   add_input_options(cmd, options->input);

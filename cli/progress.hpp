@@ -1,9 +1,10 @@
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <unistd.h>
 
 namespace sieve::cli {
 
@@ -19,7 +20,8 @@ class Progress {
     if (!isatty(STDERR_FILENO) || (elapsed < 1.0 && !shown_) || total == 0) return;
     shown_ = true;
     const int width = 30, filled = static_cast<int>(width * done / total);
-    std::fprintf(stderr, "\r%s [%s%s] %zu/%zu %.0fs", label_.c_str(), std::string(static_cast<size_t>(filled), '#').c_str(),
+    std::fprintf(stderr, "\r%s [%s%s] %zu/%zu %.0fs", label_.c_str(),
+                 std::string(static_cast<size_t>(filled), '#').c_str(),
                  std::string(static_cast<size_t>(width - filled), ' ').c_str(), done, total, elapsed);
     std::fflush(stderr);
   }

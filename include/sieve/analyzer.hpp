@@ -31,7 +31,8 @@ class ForwardPass {
   const Tensor& input() const { return input_; }
   const Tensor& output() const { return output_; }
   // Reverse pass from `seed` (shaped like the output); `mapping_for(node_index)` may override nodes.
-  Tensor reverse(const Tensor& seed, const std::function<const BackwardMapping*(size_t)>& mapping_for = {}) const;
+  Tensor reverse(const Tensor& seed,
+                 const std::function<const BackwardMapping*(size_t)>& mapping_for = {}) const;
 
  private:
   const Model* model_;
@@ -41,7 +42,8 @@ class ForwardPass {
 };
 
 // Output seed with value[i] at (sample i, target[i]) and zeros elsewhere; the output must be [N, classes].
-Tensor target_seed(const Shape& output_shape, const std::vector<int64_t>& targets, const std::vector<float>& values);
+Tensor target_seed(const Shape& output_shape, const std::vector<int64_t>& targets,
+                   const std::vector<float>& values);
 
 class Analyzer {
  public:
@@ -90,8 +92,8 @@ struct Explanation {
 // samples in batches of at most `max_batch` (one at a time for a model with a fixed batch of 1); all
 // analyzers share each batch's forward pass. Results are ordered by sample, then method, then target.
 std::vector<Explanation> explain_samples(const Model& model, const std::vector<Tensor>& samples,
-                                         const std::vector<const Analyzer*>& analyzers, const TargetSelection& targets,
-                                         int64_t max_batch = 32,
+                                         const std::vector<const Analyzer*>& analyzers,
+                                         const TargetSelection& targets, int64_t max_batch = 32,
                                          const std::function<void(size_t done, size_t total)>& progress = {});
 
 }  // namespace sieve

@@ -19,7 +19,7 @@ struct Value {
   std::string name;
   Shape shape;               // declared / inferred; -1 for unknown dimensions
   bool shape_known = false;  // false when not even the rank is known
-  Tensor constant;  // non-empty for constants
+  Tensor constant;           // non-empty for constants
   bool is_constant() const { return !constant.empty(); }
 };
 

@@ -5,18 +5,18 @@
 #include <string_view>
 #include <vector>
 
+#include "sieve/executor.hpp"
 #include "sieve/graph.hpp"
 #include "sieve/tensor.hpp"
-#include "sieve/executor.hpp"
 
 namespace sieve {
 
 // Semantics-preserving rewrites applied after import. Each is optional and reported.
 struct CanonicalizeOptions {
-  bool fold_batchnorm = true;      // BatchNormalization into the preceding Conv / Dense
-  bool remove_identity = true;     // Identity and (inference) Dropout
-  bool fold_zero_pad = true;       // all-zero Pad into the consuming op
-  bool strip_final_softmax = true; // explain logits: drop a trailing Softmax / LogSoftmax
+  bool fold_batchnorm = true;       // BatchNormalization into the preceding Conv / Dense
+  bool remove_identity = true;      // Identity and (inference) Dropout
+  bool fold_zero_pad = true;        // all-zero Pad into the consuming op
+  bool strip_final_softmax = true;  // explain logits: drop a trailing Softmax / LogSoftmax
 };
 
 struct LoadOptions {
@@ -28,12 +28,12 @@ struct ModelReport {
   std::string path;
   int64_t opset = 0;
   std::string producer;
-  std::map<std::string, int> onnx_op_counts;  // operators in the file, before any rewrite
-  std::map<std::string, int> op_counts;       // operators after canonicalization
-  int64_t parameter_count = 0;                // elements of all float constants used by the graph
-  int folded_constant_nodes = 0;              // nodes evaluated at load time (shape arithmetic etc.)
-  std::vector<std::string> canonicalizations; // one line per rewrite applied
-  std::string stripped_output_op;             // "Softmax"/"LogSoftmax" when removed, else empty
+  std::map<std::string, int> onnx_op_counts;   // operators in the file, before any rewrite
+  std::map<std::string, int> op_counts;        // operators after canonicalization
+  int64_t parameter_count = 0;                 // elements of all float constants used by the graph
+  int folded_constant_nodes = 0;               // nodes evaluated at load time (shape arithmetic etc.)
+  std::vector<std::string> canonicalizations;  // one line per rewrite applied
+  std::string stripped_output_op;              // "Softmax"/"LogSoftmax" when removed, else empty
 };
 
 // A loaded, checked and canonicalized model, ready to run.

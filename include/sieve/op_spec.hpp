@@ -42,7 +42,7 @@ struct OpSpec {
   std::string name;
   int64_t opset = 0;
   Attributes attributes;
-  size_t num_inputs = 0;   // including omitted optional inputs (empty names)
+  size_t num_inputs = 0;  // including omitted optional inputs (empty names)
   size_t num_outputs = 0;
   std::vector<bool> input_present;  // false for an omitted optional input
 

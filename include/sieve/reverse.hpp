@@ -32,8 +32,8 @@ class ReversePlan {
  private:
   const Graph& graph_;
   ValueId output_, input_;
-  std::vector<bool> on_path_;         // per node
-  std::vector<bool> carries_grad_;    // per value: depends on the input and reaches the output
+  std::vector<bool> on_path_;       // per node
+  std::vector<bool> carries_grad_;  // per value: depends on the input and reaches the output
 };
 
 // Runs the reverse pass from `seed` (shaped like the output) and returns the value arriving at the

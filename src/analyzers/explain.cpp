@@ -7,11 +7,13 @@
 namespace sieve {
 
 std::vector<Explanation> explain_samples(const Model& model, const std::vector<Tensor>& samples,
-                                         const std::vector<const Analyzer*>& analyzers, const TargetSelection& targets,
-                                         int64_t max_batch, const std::function<void(size_t, size_t)>& progress) {
+                                         const std::vector<const Analyzer*>& analyzers,
+                                         const TargetSelection& targets, int64_t max_batch,
+                                         const std::function<void(size_t, size_t)>& progress) {
   if (model.input_shapes().size() != 1) throw Error("explanations need a model with exactly one input");
   const Shape& declared = model.input_shapes()[0];
-  const size_t batch = static_cast<size_t>(!declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(max_batch, 1));
+  const size_t batch = static_cast<size_t>(
+      !declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(max_batch, 1));
   std::vector<Explanation> results;
   for (size_t begin = 0; begin < samples.size(); begin += batch) {
     const size_t end = std::min(samples.size(), begin + batch);
@@ -20,8 +22,10 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
     Tensor x = Tensor::uninitialized(shape);
     const int64_t per = samples[begin].size();
     for (size_t i = begin; i < end; ++i) {
-      if (samples[i].shape() != samples[begin].shape()) throw Error("inputs of different shapes cannot share a batch");
-      std::memcpy(x.data() + static_cast<int64_t>(i - begin) * per, samples[i].data(), static_cast<size_t>(per) * sizeof(float));
+      if (samples[i].shape() != samples[begin].shape())
+        throw Error("inputs of different shapes cannot share a batch");
+      std::memcpy(x.data() + static_cast<int64_t>(i - begin) * per, samples[i].data(),
+                  static_cast<size_t>(per) * sizeof(float));
     }
     const ForwardPass pass(model, x);
     const std::vector<std::vector<int64_t>> passes = targets.resolve(pass.output());
@@ -31,7 +35,8 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
         const Tensor e = analyzers[m]->explain(pass, t);
         for (size_t i = begin; i < end; ++i) {
           Tensor one = Tensor::uninitialized(samples[i].shape());
-          std::memcpy(one.data(), e.data() + static_cast<int64_t>(i - begin) * per, static_cast<size_t>(per) * sizeof(float));
+          std::memcpy(one.data(), e.data() + static_cast<int64_t>(i - begin) * per,
+                      static_cast<size_t>(per) * sizeof(float));
           chunk.push_back({i, m, t[i - begin], std::move(one)});
         }
       }

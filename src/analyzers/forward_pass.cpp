@@ -16,7 +16,8 @@ MethodSpec MethodSpec::parse(const std::string& text) {
   std::string item;
   while (std::getline(rest, item, ',')) {
     const size_t eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error("method '" + text + "': parameter '" + item + "' is not key=value");
+    if (eq == std::string::npos || eq == 0)
+      throw Error("method '" + text + "': parameter '" + item + "' is not key=value");
     spec.params[item.substr(0, eq)] = item.substr(eq + 1);
   }
   return spec;
@@ -33,17 +34,21 @@ std::string MethodSpec::text() const {
 }
 
 ForwardPass::ForwardPass(const Model& model, const Tensor& input)
-    : model_(&model), input_(input), plan_(model.graph(), model.graph().outputs.at(0), model.graph().inputs.at(0)) {
+    : model_(&model),
+      input_(input),
+      plan_(model.graph(), model.graph().outputs.at(0), model.graph().inputs.at(0)) {
   if (model.input_shapes().size() != 1) throw Error("explanations need a model with exactly one input");
   check_input(input, model.input_shapes()[0], model.input_names()[0]);
   output_ = Executor(model.graph()).run({input}, &trace_, plan_.trace_keep()).at(0);
 }
 
-Tensor ForwardPass::reverse(const Tensor& seed, const std::function<const BackwardMapping*(size_t)>& mapping_for) const {
+Tensor ForwardPass::reverse(const Tensor& seed,
+                            const std::function<const BackwardMapping*(size_t)>& mapping_for) const {
   return reverse_pass(model_->graph(), plan_, trace_, seed, mapping_for);
 }
 
-Tensor target_seed(const Shape& output_shape, const std::vector<int64_t>& targets, const std::vector<float>& values) {
+Tensor target_seed(const Shape& output_shape, const std::vector<int64_t>& targets,
+                   const std::vector<float>& values) {
   if (output_shape.size() != 2) {
     throw Error("the explained output must be [batch, classes], got " + to_string(output_shape));
   }
@@ -77,14 +82,16 @@ TargetSelection TargetSelection::parse(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != item.size() || item.empty() || v < 0) throw Error("target '" + text + "': expected max, all, or class indices like 3 or 1,4");
+    if (used != item.size() || item.empty() || v < 0)
+      throw Error("target '" + text + "': expected max, all, or class indices like 3 or 1,4");
     t.indices.push_back(v);
   }
   return t;
 }
 
 std::vector<std::vector<int64_t>> TargetSelection::resolve(const Tensor& logits) const {
-  if (logits.rank() != 2) throw Error("the explained output must be [batch, classes], got " + to_string(logits.shape()));
+  if (logits.rank() != 2)
+    throw Error("the explained output must be [batch, classes], got " + to_string(logits.shape()));
   const int64_t n = logits.dim(0), classes = logits.dim(1);
   std::vector<std::vector<int64_t>> passes;
   if (kind == Kind::max) {
@@ -102,7 +109,8 @@ std::vector<std::vector<int64_t>> TargetSelection::resolve(const Tensor& logits)
   }
   for (int64_t c : classes_wanted) {
     if (c >= classes) {
-      throw Error("target index " + std::to_string(c) + " out of range: the model has " + std::to_string(classes) + " outputs");
+      throw Error("target index " + std::to_string(c) + " out of range: the model has " +
+                  std::to_string(classes) + " outputs");
     }
     passes.emplace_back(static_cast<size_t>(n), c);
   }

@@ -1,11 +1,12 @@
 // The gradient family: Gradient, Input × Gradient, Integrated Gradients, SmoothGrad, DeconvNet and
 // Guided Backprop. All seed the target output with 1 (METHODS.md §1.11, §2.1–2.3).
 
+#include "analyzers/gradient_family.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <random>
 
-#include "analyzers/gradient_family.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 
@@ -37,8 +38,8 @@ int64_t rows_per_pass(const Model& model, int64_t wanted) {
 // Mean gradient over `count` perturbed copies of every sample: copy k of sample i is make(i, k, row).
 // Copies of all samples go through the model together, `rows` at a time.
 template <class Make>
-Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& targets, int64_t count, int64_t rows,
-                     Make make) {
+Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& targets, int64_t count,
+                     int64_t rows, Make make) {
   const Tensor& x = pass.input();
   const int64_t n = x.dim(0), per = x.size() / std::max<int64_t>(n, 1);
   const int64_t total = n * count;
@@ -63,7 +64,8 @@ Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& target
     }
   }
   Tensor mean = Tensor::uninitialized(x.shape());
-  for (int64_t j = 0; j < x.size(); ++j) mean[j] = static_cast<float>(sum[static_cast<size_t>(j)] / static_cast<double>(count));
+  for (int64_t j = 0; j < x.size(); ++j)
+    mean[j] = static_cast<float>(sum[static_cast<size_t>(j)] / static_cast<double>(count));
   return mean;
 }
 
@@ -129,11 +131,12 @@ class IntegratedGradients : public Analyzer {
     const int64_t per = x.size() / std::max<int64_t>(x.dim(0), 1);
     if (baseline_.size() == x.size()) return baseline_.reshaped(x.shape());
     if (baseline_.size() != per) {
-      throw Error("integrated_gradients: baseline of shape " + to_string(baseline_.shape()) + " does not match input " +
-                  to_string(x.shape()));
+      throw Error("integrated_gradients: baseline of shape " + to_string(baseline_.shape()) +
+                  " does not match input " + to_string(x.shape()));
     }
     Tensor b = Tensor::uninitialized(x.shape());
-    for (int64_t i = 0; i < x.dim(0); ++i) std::memcpy(b.data() + i * per, baseline_.data(), static_cast<size_t>(per) * sizeof(float));
+    for (int64_t i = 0; i < x.dim(0); ++i)
+      std::memcpy(b.data() + i * per, baseline_.data(), static_cast<size_t>(per) * sizeof(float));
     return b;
   }
   int64_t steps_, batch_;
@@ -159,7 +162,8 @@ class SmoothGrad : public Analyzer {
     int64_t count = samples_;
     if (!noise_.empty()) {
       if (noise_.rank() < 2 || noise_.dim(0) != n || noise_.size() != n * noise_.dim(1) * per) {
-        throw Error("smoothgrad: noise of shape " + to_string(noise_.shape()) + " does not fit inputs " + to_string(x.shape()));
+        throw Error("smoothgrad: noise of shape " + to_string(noise_.shape()) + " does not fit inputs " +
+                    to_string(x.shape()));
       }
       count = noise_.dim(1);
     }
@@ -218,11 +222,23 @@ class ModifiedRelu : public Analyzer {
 
 }  // namespace
 
-std::unique_ptr<Analyzer> make_gradient(Params& p) { return std::make_unique<Gradient>(p); }
-std::unique_ptr<Analyzer> make_input_x_gradient(Params&) { return std::make_unique<InputXGradient>(); }
-std::unique_ptr<Analyzer> make_integrated_gradients(Params& p) { return std::make_unique<IntegratedGradients>(p); }
-std::unique_ptr<Analyzer> make_smoothgrad(Params& p) { return std::make_unique<SmoothGrad>(p); }
-std::unique_ptr<Analyzer> make_deconvnet(Params&) { return std::make_unique<ModifiedRelu>(false); }
-std::unique_ptr<Analyzer> make_guided_backprop(Params&) { return std::make_unique<ModifiedRelu>(true); }
+std::unique_ptr<Analyzer> make_gradient(Params& p) {
+  return std::make_unique<Gradient>(p);
+}
+std::unique_ptr<Analyzer> make_input_x_gradient(Params&) {
+  return std::make_unique<InputXGradient>();
+}
+std::unique_ptr<Analyzer> make_integrated_gradients(Params& p) {
+  return std::make_unique<IntegratedGradients>(p);
+}
+std::unique_ptr<Analyzer> make_smoothgrad(Params& p) {
+  return std::make_unique<SmoothGrad>(p);
+}
+std::unique_ptr<Analyzer> make_deconvnet(Params&) {
+  return std::make_unique<ModifiedRelu>(false);
+}
+std::unique_ptr<Analyzer> make_guided_backprop(Params&) {
+  return std::make_unique<ModifiedRelu>(true);
+}
 
 }  // namespace sieve::analyzers

@@ -44,7 +44,8 @@ int64_t Params::integer(const std::string& key, int64_t fallback, int64_t min, i
   return i;
 }
 
-std::string Params::choice(const std::string& key, const std::string& fallback, const std::set<std::string>& allowed) {
+std::string Params::choice(const std::string& key, const std::string& fallback,
+                           const std::set<std::string>& allowed) {
   const std::string* v = find(key);
   if (v == nullptr) return fallback;
   if (!allowed.count(*v)) {

@@ -15,7 +15,8 @@ class Params {
   explicit Params(const MethodSpec& spec) : spec_(spec) {}
   double number(const std::string& key, double fallback, double min, double max);
   int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
-  std::string choice(const std::string& key, const std::string& fallback, const std::set<std::string>& allowed);
+  std::string choice(const std::string& key, const std::string& fallback,
+                     const std::set<std::string>& allowed);
   std::string text(const std::string& key, const std::string& fallback);
   // Throws for any parameter no reader asked for.
   void finish() const;

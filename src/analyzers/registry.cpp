@@ -13,7 +13,11 @@ struct Entry {
 
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries{
-      {{"gradient", "∂f_target/∂x (sensitivity)", {{"postprocess", "none", "none, abs or square"}}, "graymap"}, analyzers::make_gradient},
+      {{"gradient",
+        "∂f_target/∂x (sensitivity)",
+        {{"postprocess", "none", "none, abs or square"}},
+        "graymap"},
+       analyzers::make_gradient},
       {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}, "heatmap"}, analyzers::make_input_x_gradient},
       {{"integrated_gradients",
         "(x − x̄) ⊙ mean gradient on the straight path from x̄, midpoints (k+½)/m",
@@ -28,12 +32,15 @@ const std::vector<Entry>& registry() {
          {"noise_level", "0.2", "σ relative to the sample's value range"},
          {"seed", "0", "random seed"},
          {"postprocess", "none", "none, abs or square (applied to the mean)"},
-         {"noise", "", "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
+         {"noise", "",
+          "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
          {"batch", "32", "noisy copies per forward pass"}},
         "graymap"},
        analyzers::make_smoothgrad},
-      {{"deconvnet", "gradient with ReLU backward = relu(gradient), forward gate ignored", {}, "projection"}, analyzers::make_deconvnet},
-      {{"guided_backprop", "gradient with ReLU backward = relu(gradient) · 1[forward > 0]", {}, "projection"}, analyzers::make_guided_backprop},
+      {{"deconvnet", "gradient with ReLU backward = relu(gradient), forward gate ignored", {}, "projection"},
+       analyzers::make_deconvnet},
+      {{"guided_backprop", "gradient with ReLU backward = relu(gradient) · 1[forward > 0]", {}, "projection"},
+       analyzers::make_guided_backprop},
   };
   return entries;
 }

@@ -26,8 +26,8 @@ int64_t checked_element_count(const Shape& shape, const std::string& what) {
     if (d < 0) throw Error(what + ": negative dimension in shape " + to_string(shape));
     if (d == 0) return 0;
     if (count > kMaxTensorElements / d) {
-      throw Error(what + ": shape " + to_string(shape) + " has more than " + std::to_string(kMaxTensorElements) +
-                  " elements");
+      throw Error(what + ": shape " + to_string(shape) + " has more than " +
+                  std::to_string(kMaxTensorElements) + " elements");
     }
     count *= d;
   }
@@ -65,7 +65,8 @@ Tensor::Tensor(Shape shape, float fill) : Tensor(uninitialized(std::move(shape))
 
 Tensor::Tensor(Shape shape, std::span<const float> values) : Tensor(uninitialized(std::move(shape))) {
   if (static_cast<int64_t>(values.size()) != size_) {
-    throw Error("tensor of shape " + to_string(shape_) + " given " + std::to_string(values.size()) + " values");
+    throw Error("tensor of shape " + to_string(shape_) + " given " + std::to_string(values.size()) +
+                " values");
   }
   std::copy(values.begin(), values.end(), storage_.get());
 }

@@ -15,9 +15,11 @@ namespace {
 // Makes every reader of `from` (nodes and graph outputs) read `to` instead.
 void replace_uses(Graph& graph, ValueId from, ValueId to) {
   for (Node& node : graph.nodes()) {
-    for (ValueId& v : node.inputs) if (v == from) v = to;
+    for (ValueId& v : node.inputs)
+      if (v == from) v = to;
   }
-  for (ValueId& v : graph.outputs) if (v == from) v = to;
+  for (ValueId& v : graph.outputs)
+    if (v == from) v = to;
 }
 
 bool is_constant_input(const Graph& graph, const Node& node, size_t i) {
@@ -34,8 +36,8 @@ void remove_identities(Graph& graph, ModelReport& report) {
   std::vector<Node> kept;
   for (Node& node : graph.nodes()) {
     const std::string& t = node.spec.op_type;
-    const bool pass_through = (t == "Identity" || t == "Dropout") && !node.inputs.empty() && node.inputs[0] >= 0 &&
-                              (node.outputs.size() < 2 || node.outputs[1] < 0);
+    const bool pass_through = (t == "Identity" || t == "Dropout") && !node.inputs.empty() &&
+                              node.inputs[0] >= 0 && (node.outputs.size() < 2 || node.outputs[1] < 0);
     if (pass_through) {
       replace_uses(graph, node.outputs[0], node.inputs[0]);
       ++removed;
@@ -44,7 +46,8 @@ void remove_identities(Graph& graph, ModelReport& report) {
     }
   }
   graph.nodes() = std::move(kept);
-  if (removed > 0) report.canonicalizations.push_back("removed " + std::to_string(removed) + " Identity/Dropout node(s)");
+  if (removed > 0)
+    report.canonicalizations.push_back("removed " + std::to_string(removed) + " Identity/Dropout node(s)");
 }
 
 // Folds BN(y) = s·y + t (s = γ/√(σ²+ε), t = β − μ·s) into the Conv or Gemm producing y.
@@ -70,7 +73,8 @@ void fold_batchnorm(Graph& graph, ModelReport& report) {
     const LinearOp* affine = bn.op->as_linear();
     const Tensor scale = affine->weight(bn_inputs), shift = affine->bias(bn_inputs);
     const Tensor& w = graph.value(prev.inputs[1]).constant;
-    const Tensor old_bias = prev.inputs.size() > 2 && prev.inputs[2] >= 0 ? graph.value(prev.inputs[2]).constant : Tensor();
+    const Tensor old_bias =
+        prev.inputs.size() > 2 && prev.inputs[2] >= 0 ? graph.value(prev.inputs[2]).constant : Tensor();
     const int64_t channels = scale.size();
 
     Tensor new_w = w.clone(), new_b(Shape{channels});
@@ -84,7 +88,8 @@ void fold_batchnorm(Graph& graph, ModelReport& report) {
       const float alpha = prev.spec.attributes.get_float("alpha", 1.0f);
       const float beta = prev.spec.attributes.get_float("beta", 1.0f);
       const bool trans_b = prev.spec.attributes.get_int("transB", 0) != 0;
-      if (w.rank() != 2 || (trans_b ? w.dim(0) : w.dim(1)) != channels || beta == 0.0f || alpha == 0.0f) continue;
+      if (w.rank() != 2 || (trans_b ? w.dim(0) : w.dim(1)) != channels || beta == 0.0f || alpha == 0.0f)
+        continue;
       if (!old_bias.empty() && old_bias.size() != channels && old_bias.size() != 1) continue;
       const int64_t rows = w.dim(0), cols = w.dim(1);
       for (int64_t r = 0; r < rows; ++r) {
@@ -97,7 +102,8 @@ void fold_batchnorm(Graph& graph, ModelReport& report) {
       }
     }
     if (pt == "Conv") {
-      for (int64_t o = 0; o < channels; ++o) new_b[o] = (old_bias.empty() ? 0.0f : old_bias[o]) * scale[o] + shift[o];
+      for (int64_t o = 0; o < channels; ++o)
+        new_b[o] = (old_bias.empty() ? 0.0f : old_bias[o]) * scale[o] + shift[o];
     }
     prev.inputs[1] = add_constant(graph, graph.value(prev.inputs[1]).name + "/bn_folded", std::move(new_w));
     const ValueId b = add_constant(graph, prev.name + "/bias_bn_folded", std::move(new_b));
@@ -108,7 +114,8 @@ void fold_batchnorm(Graph& graph, ModelReport& report) {
     prev.spec.input_present[2] = true;
     replace_uses(graph, bn.outputs[0], prev.outputs[0]);
     drop[n] = true;
-    report.canonicalizations.push_back("folded BatchNormalization '" + bn.name + "' into " + pt + " '" + prev.name + "'");
+    report.canonicalizations.push_back("folded BatchNormalization '" + bn.name + "' into " + pt + " '" +
+                                       prev.name + "'");
   }
   std::vector<Node> kept;
   for (size_t n = 0; n < graph.nodes().size(); ++n) {
@@ -125,12 +132,14 @@ void fold_zero_pads(Graph& graph, ModelReport& report) {
   auto& nodes = graph.nodes();
   for (size_t n = 0; n < nodes.size(); ++n) {
     Node& pad = nodes[n];
-    if (pad.spec.op_type != "Pad" || pad.spec.attributes.get_string("mode", "constant") != "constant") continue;
+    if (pad.spec.op_type != "Pad" || pad.spec.attributes.get_string("mode", "constant") != "constant")
+      continue;
     std::vector<int64_t> pads;
     float value = pad.spec.attributes.get_float("value", 0.0f);
     if (pad.spec.opset >= 11) {
       if (!is_constant_input(graph, pad, 1) || (pad.inputs.size() > 3 && pad.inputs[3] >= 0)) continue;
-      for (float v : graph.value(pad.inputs[1]).constant.values()) pads.push_back(static_cast<int64_t>(std::llround(v)));
+      for (float v : graph.value(pad.inputs[1]).constant.values())
+        pads.push_back(static_cast<int64_t>(std::llround(v)));
       if (pad.inputs.size() > 2 && pad.inputs[2] >= 0) {
         if (!is_constant_input(graph, pad, 2)) continue;
         value = graph.value(pad.inputs[2]).constant[0];
@@ -158,7 +167,8 @@ void fold_zero_pads(Graph& graph, ModelReport& report) {
         continue;
       }
       const size_t spatial = rank - 2;
-      std::vector<int64_t> conv_pads = conv.spec.attributes.get_ints("pads", std::vector<int64_t>(2 * spatial, 0));
+      std::vector<int64_t> conv_pads =
+          conv.spec.attributes.get_ints("pads", std::vector<int64_t>(2 * spatial, 0));
       if (conv_pads.size() != 2 * spatial) break;
       for (size_t i = 0; i < spatial; ++i) {
         conv_pads[i] += pads[2 + i];

@@ -18,16 +18,20 @@ Executor::Executor(const Graph& graph) : graph_(graph), last_use_(graph.values()
   for (ValueId v : graph.inputs) last_use_[static_cast<size_t>(v)] = static_cast<int>(nodes.size());
 }
 
-std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trace, const std::vector<bool>& keep) const {
+std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trace,
+                                  const std::vector<bool>& keep) const {
   if (inputs.size() != graph_.inputs.size()) {
-    throw Error("the model takes " + std::to_string(graph_.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+    throw Error("the model takes " + std::to_string(graph_.inputs.size()) + " inputs, got " +
+                std::to_string(inputs.size()));
   }
   std::vector<Tensor> values(graph_.values().size());
   for (size_t v = 0; v < values.size(); ++v) {
     if (graph_.values()[v].is_constant()) values[v] = graph_.values()[v].constant;
   }
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs[i])] = inputs[i];
-  auto kept = [&](ValueId v) { return trace != nullptr && static_cast<size_t>(v) < keep.size() && keep[static_cast<size_t>(v)]; };
+  auto kept = [&](ValueId v) {
+    return trace != nullptr && static_cast<size_t>(v) < keep.size() && keep[static_cast<size_t>(v)];
+  };
 
   std::vector<Shape> shapes(values.size());
   for (size_t v = 0; v < values.size(); ++v) {
@@ -67,7 +71,8 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
       }
     }
     for (ValueId v : node.outputs) {
-      if (v >= 0 && last_use_[static_cast<size_t>(v)] < 0 && !kept(v)) values[static_cast<size_t>(v)] = Tensor();
+      if (v >= 0 && last_use_[static_cast<size_t>(v)] < 0 && !kept(v))
+        values[static_cast<size_t>(v)] = Tensor();
     }
   }
   std::vector<Tensor> outputs;

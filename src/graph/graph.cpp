@@ -11,7 +11,9 @@ ValueId Graph::add_value(Value value) {
   return static_cast<ValueId>(values_.size() - 1);
 }
 
-void Graph::add_node(Node node) { nodes_.push_back(std::move(node)); }
+void Graph::add_node(Node node) {
+  nodes_.push_back(std::move(node));
+}
 
 std::vector<int> Graph::producers() const {
   std::vector<int> producer(values_.size(), -1);
@@ -52,8 +54,8 @@ void Graph::sort_topologically() {
         const int p = producer[static_cast<size_t>(v)];
         if (p < 0) continue;
         if (state[static_cast<size_t>(p)] == 1) {
-          throw Error("graph has a cycle through node '" + nodes_[static_cast<size_t>(p)].name + "' (value '" +
-                      values_[static_cast<size_t>(v)].name + "')");
+          throw Error("graph has a cycle through node '" + nodes_[static_cast<size_t>(p)].name +
+                      "' (value '" + values_[static_cast<size_t>(v)].name + "')");
         }
         if (state[static_cast<size_t>(p)] == 0) {
           state[static_cast<size_t>(p)] = 1;

@@ -82,7 +82,8 @@ void check_input(const Tensor& input, const Shape& declared, const std::string& 
 
 std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) const {
   if (inputs.size() != input_shapes_.size()) {
-    throw Error("the model takes " + std::to_string(input_shapes_.size()) + " input(s), got " + std::to_string(inputs.size()));
+    throw Error("the model takes " + std::to_string(input_shapes_.size()) + " input(s), got " +
+                std::to_string(inputs.size()));
   }
   for (size_t i = 0; i < inputs.size(); ++i) check_input(inputs[i], input_shapes_[i], input_names_[i]);
   return Executor(graph_).run(inputs);

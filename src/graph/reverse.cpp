@@ -12,7 +12,9 @@ void accumulate(Tensor& into, const Tensor& add) {
     into = add;
     return;
   }
-  if (into.shape() != add.shape()) throw Error("reverse pass: gradient shapes " + to_string(into.shape()) + " and " + to_string(add.shape()) + " differ");
+  if (into.shape() != add.shape())
+    throw Error("reverse pass: gradient shapes " + to_string(into.shape()) + " and " +
+                to_string(add.shape()) + " differ");
   if (!into.unique()) into = into.clone();  // the first contribution may alias a forward value
   float* p = into.data();
   const float* q = add.data();
@@ -47,9 +49,11 @@ ReversePlan::ReversePlan(const Graph& graph, ValueId output, ValueId input)
   carries_grad_.resize(graph.values().size());
   for (size_t v = 0; v < carries_grad_.size(); ++v) carries_grad_[v] = from_input[v] && to_output[v];
   for (size_t n = 0; n < nodes.size(); ++n) {
-    for (ValueId v : nodes[n].outputs) on_path_[n] = on_path_[n] || (v >= 0 && carries_grad_[static_cast<size_t>(v)]);
+    for (ValueId v : nodes[n].outputs)
+      on_path_[n] = on_path_[n] || (v >= 0 && carries_grad_[static_cast<size_t>(v)]);
   }
-  if (!carries_grad_[static_cast<size_t>(output)]) throw Error("the explained output does not depend on the input");
+  if (!carries_grad_[static_cast<size_t>(output)])
+    throw Error("the explained output does not depend on the input");
 }
 
 std::vector<bool> ReversePlan::trace_keep(const std::vector<ValueId>& also_keep) const {
@@ -59,10 +63,12 @@ std::vector<bool> ReversePlan::trace_keep(const std::vector<ValueId>& also_keep)
     if (!on_path_[n]) continue;
     const VjpReads reads = nodes[n].op->vjp_reads(nodes[n].inputs.size(), nodes[n].outputs.size());
     for (size_t i = 0; i < nodes[n].inputs.size(); ++i) {
-      if (nodes[n].inputs[i] >= 0 && i < reads.inputs.size() && reads.inputs[i]) keep[static_cast<size_t>(nodes[n].inputs[i])] = true;
+      if (nodes[n].inputs[i] >= 0 && i < reads.inputs.size() && reads.inputs[i])
+        keep[static_cast<size_t>(nodes[n].inputs[i])] = true;
     }
     for (size_t k = 0; k < nodes[n].outputs.size(); ++k) {
-      if (nodes[n].outputs[k] >= 0 && k < reads.outputs.size() && reads.outputs[k]) keep[static_cast<size_t>(nodes[n].outputs[k])] = true;
+      if (nodes[n].outputs[k] >= 0 && k < reads.outputs.size() && reads.outputs[k])
+        keep[static_cast<size_t>(nodes[n].outputs[k])] = true;
     }
   }
   for (ValueId v : also_keep) keep[static_cast<size_t>(v)] = true;
@@ -101,15 +107,18 @@ Tensor reverse_pass(const Graph& graph, const ReversePlan& plan, const Trace& tr
       wanted[i] = v >= 0 && !graph.value(v).is_constant() && plan.on_path_value(v);
     }
     outputs.clear();
-    for (ValueId v : node.outputs) outputs.push_back(v >= 0 ? trace.values[static_cast<size_t>(v)] : Tensor());
-    const VjpArgs args{inputs, input_shapes, outputs, grad_outputs, std::span<const bool>(wanted.get(), node.inputs.size())};
+    for (ValueId v : node.outputs)
+      outputs.push_back(v >= 0 ? trace.values[static_cast<size_t>(v)] : Tensor());
+    const VjpArgs args{inputs, input_shapes, outputs, grad_outputs,
+                       std::span<const bool>(wanted.get(), node.inputs.size())};
     std::vector<Tensor> back;
     try {
       const BackwardMapping* mapping = mapping_for ? mapping_for(n) : nullptr;
       back = mapping != nullptr ? (*mapping)(node, args) : node.op->vjp(args);
     } catch (const Error& e) {
       const std::string message = e.what();
-      throw Error(message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": reverse pass: " + message);
+      throw Error(message.rfind("node '", 0) == 0 ? message
+                                                  : node.spec.where() + ": reverse pass: " + message);
     } catch (const dnnl::error& e) {
       throw Error(node.spec.where() + ": reverse pass: oneDNN: " + e.what());
     }

@@ -21,13 +21,26 @@ Attributes convert_attributes(const onnx::NodeProto& node, const std::string& wh
   Attributes attributes;
   for (const onnx::AttributeProto& a : node.attribute()) {
     switch (a.type()) {
-      case onnx::AttributeProto::INT: attributes.set(a.name(), static_cast<int64_t>(a.i())); break;
-      case onnx::AttributeProto::FLOAT: attributes.set(a.name(), a.f()); break;
-      case onnx::AttributeProto::STRING: attributes.set(a.name(), a.s()); break;
-      case onnx::AttributeProto::INTS: attributes.set(a.name(), std::vector<int64_t>(a.ints().begin(), a.ints().end())); break;
-      case onnx::AttributeProto::FLOATS: attributes.set(a.name(), std::vector<float>(a.floats().begin(), a.floats().end())); break;
-      case onnx::AttributeProto::TENSOR: attributes.set(a.name(), tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'")); break;
-      default: break;  // graph/sparse attributes belong to operators sieve does not support
+      case onnx::AttributeProto::INT:
+        attributes.set(a.name(), static_cast<int64_t>(a.i()));
+        break;
+      case onnx::AttributeProto::FLOAT:
+        attributes.set(a.name(), a.f());
+        break;
+      case onnx::AttributeProto::STRING:
+        attributes.set(a.name(), a.s());
+        break;
+      case onnx::AttributeProto::INTS:
+        attributes.set(a.name(), std::vector<int64_t>(a.ints().begin(), a.ints().end()));
+        break;
+      case onnx::AttributeProto::FLOATS:
+        attributes.set(a.name(), std::vector<float>(a.floats().begin(), a.floats().end()));
+        break;
+      case onnx::AttributeProto::TENSOR:
+        attributes.set(a.name(), tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'"));
+        break;
+      default:
+        break;  // graph/sparse attributes belong to operators sieve does not support
     }
   }
   return attributes;
@@ -36,7 +49,8 @@ Attributes convert_attributes(const onnx::NodeProto& node, const std::string& wh
 void read_type_shape(const onnx::TypeProto& type, Value& value, const std::string& where) {
   if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return;
   value.shape.clear();
-  for (const auto& d : type.tensor_type().shape().dim()) value.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  for (const auto& d : type.tensor_type().shape().dim())
+    value.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
   value.shape_known = true;
   Shape known = value.shape;
   for (int64_t& d : known) d = std::max<int64_t>(d, 1);
@@ -49,7 +63,8 @@ Tensor constant_value(const onnx::NodeProto& node, const std::string& where) {
     if (a.name() == "value") return tensor_from_proto(a.t(), where);
     if (a.name() == "value_float") return Tensor(Shape{}, a.f());
     if (a.name() == "value_int") return Tensor(Shape{}, static_cast<float>(a.i()));
-    if (a.name() == "value_floats") return Tensor(Shape{a.floats_size()}, std::vector<float>(a.floats().begin(), a.floats().end()));
+    if (a.name() == "value_floats")
+      return Tensor(Shape{a.floats_size()}, std::vector<float>(a.floats().begin(), a.floats().end()));
     if (a.name() == "value_ints") {
       std::vector<float> v(a.ints().begin(), a.ints().end());
       return Tensor(Shape{static_cast<int64_t>(v.size())}, v);
@@ -61,8 +76,10 @@ Tensor constant_value(const onnx::NodeProto& node, const std::string& where) {
 onnx::ModelProto parse(std::string_view bytes, const std::string& name) {
   onnx::ModelProto model;
   if (bytes.empty()) throw Error(name + ": empty file, not an ONNX model");
-  if (bytes.size() > static_cast<size_t>(INT32_MAX) || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    throw Error(name + ": not a valid ONNX model (the protobuf could not be parsed; truncated or corrupt file?)");
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    throw Error(name +
+                ": not a valid ONNX model (the protobuf could not be parsed; truncated or corrupt file?)");
   }
   if (!model.has_graph()) throw Error(name + ": the ONNX model has no graph");
   return model;
@@ -77,7 +94,9 @@ int64_t default_opset(const onnx::ModelProto& model, const std::string& name) {
   return opset;
 }
 
-bool is_default_domain(const onnx::NodeProto& n) { return n.domain().empty() || n.domain() == "ai.onnx"; }
+bool is_default_domain(const onnx::NodeProto& n) {
+  return n.domain().empty() || n.domain() == "ai.onnx";
+}
 
 }  // namespace
 
@@ -89,7 +108,9 @@ OperatorScan scan_operators(std::string_view bytes, const std::string& name) {
     const onnx::NodeProto& n = model.graph().node(i);
     ++scan.op_counts[n.op_type()];
     if (n.op_type() != "Constant" && (!is_default_domain(n) || !is_supported_op(n.op_type()))) {
-      scan.unsupported.push_back(n.op_type() + " (node '" + (n.name().empty() ? n.op_type() + "_" + std::to_string(i) : n.name()) + "')");
+      scan.unsupported.push_back(n.op_type() + " (node '" +
+                                 (n.name().empty() ? n.op_type() + "_" + std::to_string(i) : n.name()) +
+                                 "')");
     }
   }
   return scan;
@@ -100,7 +121,8 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
   ImportResult result;
   ModelReport& report = result.report;
   report.path = name;
-  report.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
+  report.producer =
+      model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
   report.opset = default_opset(model, name);
 
   try {
@@ -129,7 +151,8 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
     Value v{in.name(), {}, false, {}};
     read_type_shape(in.type(), v, name + ": input '" + in.name() + "'");
     const int32_t elem = in.type().tensor_type().elem_type();
-    if (!is_numeric_type(elem)) throw Error(name + ": input '" + in.name() + "' has unsupported element type " + type_name(elem));
+    if (!is_numeric_type(elem))
+      throw Error(name + ": input '" + in.name() + "' has unsupported element type " + type_name(elem));
     const ValueId id = graph.add_value(std::move(v));
     ids[in.name()] = id;
     graph.inputs.push_back(id);
@@ -158,7 +181,8 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
         continue;
       }
       Value v{out, {}, false, {}};
-      if (auto it = inferred.find(out); it != inferred.end()) read_type_shape(*it->second, v, name + ": value '" + out + "'");
+      if (auto it = inferred.find(out); it != inferred.end())
+        read_type_shape(*it->second, v, name + ": value '" + out + "'");
       const ValueId id = graph.add_value(std::move(v));
       ids[out] = id;
       node.outputs.push_back(id);
@@ -204,7 +228,8 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
   }
   for (const onnx::ValueInfoProto& out : g.output()) {
     auto it = ids.find(out.name());
-    if (it == ids.end()) throw Error(name + ": graph output '" + out.name() + "' is not produced by any node");
+    if (it == ids.end())
+      throw Error(name + ": graph output '" + out.name() + "' is not produced by any node");
     graph.outputs.push_back(it->second);
     result.output_names.push_back(out.name());
     Value declared;
@@ -245,7 +270,8 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
         outputs = node.op->forward(inputs);
       } catch (const std::exception& e) {
         const std::string message = e.what();
-        throw Error(name + ": " + (message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message));
+        throw Error(name + ": " +
+                    (message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message));
       }
       bool small = true;
       for (const Tensor& t : outputs) small = small && t.size() <= kMaxFoldedElements;

@@ -24,7 +24,8 @@ class Reader {
       if (got <= 0) {
         int code = 0;
         const char* message = gzerror(file_.get(), &code);
-        throw Error(path_ + ": truncated or corrupt IDX file" + (code < 0 ? std::string(" (") + message + ")" : ""));
+        throw Error(path_ + ": truncated or corrupt IDX file" +
+                    (code < 0 ? std::string(" (") + message + ")" : ""));
       }
       p += got;
       bytes -= static_cast<size_t>(got);
@@ -49,11 +50,22 @@ Tensor read_idx(const std::string& path) {
   const int type = magic[2], ndims = magic[3];
   size_t size = 0;
   switch (type) {
-    case 0x08: case 0x09: size = 1; break;
-    case 0x0B: size = 2; break;
-    case 0x0C: case 0x0D: size = 4; break;
-    case 0x0E: size = 8; break;
-    default: break;
+    case 0x08:
+    case 0x09:
+      size = 1;
+      break;
+    case 0x0B:
+      size = 2;
+      break;
+    case 0x0C:
+    case 0x0D:
+      size = 4;
+      break;
+    case 0x0E:
+      size = 8;
+      break;
+    default:
+      break;
   }
   if (magic[0] != 0 || magic[1] != 0 || size == 0 || ndims < 1 || ndims > 8) {
     throw Error(path + ": not an IDX file (bad magic number)");
@@ -71,10 +83,18 @@ Tensor read_idx(const std::string& path) {
   for (int64_t i = 0; i < count; ++i) {
     const unsigned char* p = raw.data() + static_cast<size_t>(i) * size;
     switch (type) {
-      case 0x08: t[i] = p[0]; break;
-      case 0x09: t[i] = static_cast<int8_t>(p[0]); break;
-      case 0x0B: t[i] = static_cast<int16_t>((p[0] << 8) | p[1]); break;
-      case 0x0C: t[i] = static_cast<float>(static_cast<int32_t>(big_endian(p))); break;
+      case 0x08:
+        t[i] = p[0];
+        break;
+      case 0x09:
+        t[i] = static_cast<int8_t>(p[0]);
+        break;
+      case 0x0B:
+        t[i] = static_cast<int16_t>((p[0] << 8) | p[1]);
+        break;
+      case 0x0C:
+        t[i] = static_cast<float>(static_cast<int32_t>(big_endian(p)));
+        break;
       case 0x0D: {
         const uint32_t bits = big_endian(p);
         float v;

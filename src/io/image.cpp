@@ -22,7 +22,8 @@ std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(path + ": cannot open file");
   const std::streamoff size = in.tellg();
-  if (size < 0 || size > kMaxFileBytes) throw Error(path + ": cannot read file (missing or larger than 1 GiB)");
+  if (size < 0 || size > kMaxFileBytes)
+    throw Error(path + ": cannot read file (missing or larger than 1 GiB)");
   std::string bytes(static_cast<size_t>(size), '\0');
   in.seekg(0);
   in.read(bytes.data(), size);
@@ -31,7 +32,8 @@ std::string read_bytes(const std::string& path) {
 
 void check_size(const std::string& path, int64_t width, int64_t height) {
   if (width <= 0 || height <= 0 || width * height > kMaxPixels) {
-    throw Error(path + ": image size " + std::to_string(width) + "x" + std::to_string(height) + " is empty or too large");
+    throw Error(path + ": image size " + std::to_string(width) + "x" + std::to_string(height) +
+                " is empty or too large");
   }
 }
 
@@ -72,11 +74,12 @@ Image decode_jpeg(const std::string& path, const std::string& bytes) {
   check_size(path, width, height);
   const bool gray = colorspace == TJCS_GRAY;
   Image img{width, height, gray ? 1 : 3, {}};
-  img.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * static_cast<size_t>(img.channels));
+  img.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) *
+                    static_cast<size_t>(img.channels));
   // A truncated or damaged stream is only a warning to libjpeg-turbo (the rest is filled with gray), so
   // every problem is treated as an error: never silently decode garbage.
-  if (tjDecompress2(tj.get(), data, bytes.size(), img.pixels.data(), width, 0, height, gray ? TJPF_GRAY : TJPF_RGB,
-                    TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING) != 0) {
+  if (tjDecompress2(tj.get(), data, bytes.size(), img.pixels.data(), width, 0, height,
+                    gray ? TJPF_GRAY : TJPF_RGB, TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING) != 0) {
     throw Error(path + ": corrupt JPEG: " + tjGetErrorStr2(tj.get()));
   }
   return img;
@@ -86,7 +89,8 @@ Image decode_jpeg(const std::string& path, const std::string& bytes) {
 
 Image read_image(const std::string& path) {
   const std::string bytes = read_bytes(path);
-  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(path, bytes);
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8) == 0)
+    return decode_png(path, bytes);
   if (bytes.size() >= 3 && std::memcmp(bytes.data(), "\xff\xd8\xff", 3) == 0) return decode_jpeg(path, bytes);
   throw Error(path + ": not a PNG or JPEG file");
 }
@@ -108,7 +112,8 @@ Image resize_bilinear(const Image& image, int width, int height) {
   if (image.width == width && image.height == height) return image;
   check_size("resize", width, height);
   Image out{width, height, image.channels, {}};
-  out.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * static_cast<size_t>(image.channels));
+  out.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) *
+                    static_cast<size_t>(image.channels));
   const double sx = static_cast<double>(image.width) / width, sy = static_cast<double>(image.height) / height;
   for (int y = 0; y < height; ++y) {
     const double fy = std::clamp((y + 0.5) * sy - 0.5, 0.0, image.height - 1.0);
@@ -119,9 +124,13 @@ Image resize_bilinear(const Image& image, int width, int height) {
       const int x0 = static_cast<int>(fx), x1 = std::min(x0 + 1, image.width - 1);
       const double wx = fx - x0;
       for (int c = 0; c < image.channels; ++c) {
-        auto at = [&](int yy, int xx) { return image.pixels[static_cast<size_t>((yy * image.width + xx) * image.channels + c)]; };
-        const double v = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) + wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1));
-        out.pixels[static_cast<size_t>((y * width + x) * image.channels + c)] = static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
+        auto at = [&](int yy, int xx) {
+          return image.pixels[static_cast<size_t>((yy * image.width + xx) * image.channels + c)];
+        };
+        const double v = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) +
+                         wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1));
+        out.pixels[static_cast<size_t>((y * width + x) * image.channels + c)] =
+            static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
       }
     }
   }

@@ -55,24 +55,28 @@ void load_npy(std::vector<NamedInput>& out, const std::string& path, const Shape
     out.push_back({path, t.reshaped(one)});
     return;
   }
-  if (t.rank() == static_cast<int64_t>(sample.size()) + 1 && dims_match(Shape(t.shape().begin() + 1, t.shape().end()), sample)) {
+  if (t.rank() == static_cast<int64_t>(sample.size()) + 1 &&
+      dims_match(Shape(t.shape().begin() + 1, t.shape().end()), sample)) {
     add_batch(out, path, t);
     return;
   }
-  throw Error(path + ": array of shape " + to_string(t.shape()) + " does not fit the model input " + to_string(sample) +
-              " (one sample, or a batch of them)");
+  throw Error(path + ": array of shape " + to_string(t.shape()) + " does not fit the model input " +
+              to_string(sample) + " (one sample, or a batch of them)");
 }
 
-void load_idx(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p, const Shape& sample) {
+void load_idx(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
+              const Shape& sample) {
   Tensor t = read_idx(path);
   if (t.rank() != 3 || sample.size() != 3 || sample[0] != 1 || !dims_match({1, t.dim(1), t.dim(2)}, sample)) {
-    throw Error(path + ": IDX images of shape " + to_string(t.shape()) + " do not fit the model input " + to_string(sample));
+    throw Error(path + ": IDX images of shape " + to_string(t.shape()) + " do not fit the model input " +
+                to_string(sample));
   }
   normalize_raw(t, p, 1);
   add_batch(out, path, t.reshaped({t.dim(0), 1, t.dim(1), t.dim(2)}));
 }
 
-void load_image(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p, const Shape& sample) {
+void load_image(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
+                const Shape& sample) {
   if (sample.size() != 3) throw Error(path + ": an image cannot feed the model input " + to_string(sample));
   out.push_back({path, image_to_tensor(read_image(path), p, sample[0], sample[1], sample[2])});
 }
@@ -106,8 +110,8 @@ std::vector<NamedInput> load_inputs(const std::vector<std::string>& paths, const
   for (const NamedInput& in : out) {
     for (int64_t i = 0; i < in.tensor.size(); ++i) {
       if (!std::isfinite(in.tensor[i])) {
-        throw Error(in.name + ": input contains " + std::string(std::isnan(in.tensor[i]) ? "NaN" : "Inf") + " at element " +
-                    std::to_string(i));
+        throw Error(in.name + ": input contains " + std::string(std::isnan(in.tensor[i]) ? "NaN" : "Inf") +
+                    " at element " + std::to_string(i));
       }
     }
   }

@@ -55,7 +55,8 @@ Tensor read_npy(const std::string& path) {
     throw Error(path + ": not a .npy file (bad magic)");
   }
   const int major = static_cast<unsigned char>(magic[6]);
-  if (major < 1 || major > 3) throw Error(path + ": unsupported .npy format version " + std::to_string(major));
+  if (major < 1 || major > 3)
+    throw Error(path + ": unsupported .npy format version " + std::to_string(major));
   uint32_t header_len = 0;
   unsigned char len_bytes[4] = {0, 0, 0, 0};
   const int len_size = major == 1 ? 2 : 4;
@@ -67,13 +68,18 @@ Tensor read_npy(const std::string& path) {
   in.read(header.data(), header_len);
 
   std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'"))) throw Error(path + ": .npy header without 'descr'");
+  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
+    throw Error(path + ": .npy header without 'descr'");
   const std::string descr = m[1];
   const size_t size = item_size(descr);
-  if (size == 0) throw Error(path + ": unsupported dtype '" + descr + "' (float32, float64, uint8, int32, int64 are read)");
-  if (!std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)"))) throw Error(path + ": .npy header without 'fortran_order'");
+  if (size == 0)
+    throw Error(path + ": unsupported dtype '" + descr +
+                "' (float32, float64, uint8, int32, int64 are read)");
+  if (!std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
+    throw Error(path + ": .npy header without 'fortran_order'");
   if (m[1] == "True") throw Error(path + ": Fortran-ordered arrays are not supported (save with C order)");
-  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) throw Error(path + ": .npy header without 'shape'");
+  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")))
+    throw Error(path + ": .npy header without 'shape'");
   Shape shape;
   std::stringstream dims(m[1]);
   std::string item;
@@ -88,8 +94,9 @@ Tensor read_npy(const std::string& path) {
   }
   const int64_t count = checked_element_count(shape, path);
   if (file_size - data_start < count * static_cast<int64_t>(size)) {
-    throw Error(path + ": truncated data: shape " + to_string(shape) + " needs " + std::to_string(count * static_cast<int64_t>(size)) +
-                " bytes, the file has " + std::to_string(file_size - data_start));
+    throw Error(path + ": truncated data: shape " + to_string(shape) + " needs " +
+                std::to_string(count * static_cast<int64_t>(size)) + " bytes, the file has " +
+                std::to_string(file_size - data_start));
   }
   std::string raw(static_cast<size_t>(count) * size, '\0');
   in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
@@ -101,8 +108,10 @@ Tensor read_npy(const std::string& path) {
 void write_npy(const std::string& path, const Tensor& tensor) {
   std::string dims;
   for (int64_t d : tensor.shape()) dims += std::to_string(d) + ", ";
-  if (tensor.rank() > 1) dims.erase(dims.size() - 2);
-  else if (tensor.rank() == 1) dims.erase(dims.size() - 1);
+  if (tensor.rank() > 1)
+    dims.erase(dims.size() - 2);
+  else if (tensor.rank() == 1)
+    dims.erase(dims.size() - 1);
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   // Pad so the data starts on a 64-byte boundary, ending the header with a newline as numpy does.
   const size_t total = 10 + header.size() + 1;

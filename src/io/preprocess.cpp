@@ -7,7 +7,8 @@
 namespace sieve {
 namespace {
 
-float per_channel(const std::vector<float>& v, int64_t c, float fallback, const char* what, int64_t channels) {
+float per_channel(const std::vector<float>& v, int64_t c, float fallback, const char* what,
+                  int64_t channels) {
   if (v.empty()) return fallback;
   if (v.size() == 1) return v[0];
   if (static_cast<int64_t>(v.size()) != channels) {
@@ -25,13 +26,15 @@ float normalized(float raw, const Preprocessing& p, int64_t c, int64_t channels)
 
 }  // namespace
 
-Tensor image_to_tensor(const Image& image, const Preprocessing& p, int64_t channels, int64_t height, int64_t width) {
+Tensor image_to_tensor(const Image& image, const Preprocessing& p, int64_t channels, int64_t height,
+                       int64_t width) {
   const bool gray = p.color == ColorOrder::grayscale;
   if ((gray && channels != 1) || (!gray && channels != 3)) {
     throw Error("the model expects " + std::to_string(channels) + " channels but the color order is " +
                 (gray ? "grayscale" : "RGB/BGR") + " (set --color or the profile)");
   }
-  const int h = static_cast<int>(height > 0 ? height : image.height), w = static_cast<int>(width > 0 ? width : image.width);
+  const int h = static_cast<int>(height > 0 ? height : image.height),
+            w = static_cast<int>(width > 0 ? width : image.width);
   const Image sized = resize_bilinear(image, w, h);
   Tensor t = Tensor::uninitialized({1, channels, h, w});
   const int64_t hw = static_cast<int64_t>(h) * w;

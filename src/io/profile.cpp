@@ -14,7 +14,8 @@ using nlohmann::json;
 void only_keys(const json& j, const std::vector<std::string>& allowed, const std::string& where) {
   if (!j.is_object()) throw Error(where + " must be a JSON object");
   for (const auto& [key, value] : j.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) throw Error(where + ": unknown key '" + key + "'");
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      throw Error(where + ": unknown key '" + key + "'");
   }
 }
 
@@ -50,7 +51,8 @@ ModelProfile read_profile(const std::string& path) {
       Preprocessing pre;
       if (p.contains("color")) {
         const std::string c = p["color"].get<std::string>();
-        if (c != "rgb" && c != "bgr" && c != "grayscale") throw Error(path + ": preprocessing.color must be rgb, bgr or grayscale");
+        if (c != "rgb" && c != "bgr" && c != "grayscale")
+          throw Error(path + ": preprocessing.color must be rgb, bgr or grayscale");
         pre.color = c == "rgb" ? ColorOrder::rgb : c == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
       }
       if (p.contains("scale")) pre.scale = p["scale"].get<float>();
@@ -67,8 +69,10 @@ ModelProfile read_profile(const std::string& path) {
     if (j.contains("input_range")) {
       const json& r = j["input_range"];
       only_keys(r, {"low", "high"}, path + ": input_range");
-      InputRange range{floats(r.at("low"), path + ": input_range.low"), floats(r.at("high"), path + ": input_range.high")};
-      if (range.low.size() != range.high.size() || range.low.empty()) throw Error(path + ": input_range.low and .high must have the same non-zero length");
+      InputRange range{floats(r.at("low"), path + ": input_range.low"),
+                       floats(r.at("high"), path + ": input_range.high")};
+      if (range.low.size() != range.high.size() || range.low.empty())
+        throw Error(path + ": input_range.low and .high must have the same non-zero length");
       profile.input_range = range;
     }
   } catch (const json::exception& e) {

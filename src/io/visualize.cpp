@@ -28,7 +28,9 @@ Image blank(const Planes& p, int channels) {
   return img;
 }
 
-uint8_t to_byte(double v) { return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255.0)); }
+uint8_t to_byte(double v) {
+  return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255.0));
+}
 
 // Σ_c e (signed) or Σ_c |e| per pixel.
 std::vector<double> channel_sum(const Tensor& e, const Planes& p, bool absolute) {
@@ -61,21 +63,26 @@ std::vector<double> gaussian_blur(const std::vector<double>& t, int64_t h, int64
   const int radius = static_cast<int>(std::ceil(3 * sigma));
   std::vector<double> kernel(static_cast<size_t>(2 * radius + 1));
   double sum = 0.0;
-  for (int i = -radius; i <= radius; ++i) sum += kernel[static_cast<size_t>(i + radius)] = std::exp(-0.5 * i * i / (sigma * sigma));
+  for (int i = -radius; i <= radius; ++i)
+    sum += kernel[static_cast<size_t>(i + radius)] = std::exp(-0.5 * i * i / (sigma * sigma));
   for (double& k : kernel) k /= sum;
   std::vector<double> tmp(t.size(), 0.0), out(t.size(), 0.0);
   // Separable, with edge values repeated beyond the border.
   for (int64_t y = 0; y < h; ++y) {
     for (int64_t x = 0; x < w; ++x) {
       double acc = 0.0;
-      for (int i = -radius; i <= radius; ++i) acc += kernel[static_cast<size_t>(i + radius)] * t[static_cast<size_t>(y * w + std::clamp<int64_t>(x + i, 0, w - 1))];
+      for (int i = -radius; i <= radius; ++i)
+        acc += kernel[static_cast<size_t>(i + radius)] *
+               t[static_cast<size_t>(y * w + std::clamp<int64_t>(x + i, 0, w - 1))];
       tmp[static_cast<size_t>(y * w + x)] = acc;
     }
   }
   for (int64_t y = 0; y < h; ++y) {
     for (int64_t x = 0; x < w; ++x) {
       double acc = 0.0;
-      for (int i = -radius; i <= radius; ++i) acc += kernel[static_cast<size_t>(i + radius)] * tmp[static_cast<size_t>(std::clamp<int64_t>(y + i, 0, h - 1) * w + x)];
+      for (int i = -radius; i <= radius; ++i)
+        acc += kernel[static_cast<size_t>(i + radius)] *
+               tmp[static_cast<size_t>(std::clamp<int64_t>(y + i, 0, h - 1) * w + x)];
       out[static_cast<size_t>(y * w + x)] = acc;
     }
   }
@@ -156,7 +163,8 @@ Image graymap(const Tensor& explanation) {
 
 Image projection(const Tensor& explanation) {
   const Planes p = planes_of(explanation);
-  if (p.channels != 1 && p.channels != 3) throw Error("projection needs 1 or 3 channels, got " + std::to_string(p.channels));
+  if (p.channels != 1 && p.channels != 3)
+    throw Error("projection needs 1 or 3 channels, got " + std::to_string(p.channels));
   double m = 0.0;
   for (float v : explanation.values()) m = std::max(m, static_cast<double>(std::abs(v)));
   Image img = blank(p, static_cast<int>(p.channels));
@@ -201,25 +209,32 @@ Image blend(const Tensor& explanation, const Image& input) {
 
 Image visualize(Visualization kind, const Tensor& explanation, const Image& input) {
   switch (kind) {
-    case Visualization::heatmap: return heatmap(explanation);
-    case Visualization::graymap: return graymap(explanation);
-    case Visualization::projection: return projection(explanation);
-    case Visualization::scale_input: return scale_input(explanation, input);
-    case Visualization::blend: return blend(explanation, input);
+    case Visualization::heatmap:
+      return heatmap(explanation);
+    case Visualization::graymap:
+      return graymap(explanation);
+    case Visualization::projection:
+      return projection(explanation);
+    case Visualization::scale_input:
+      return scale_input(explanation, input);
+    case Visualization::blend:
+      return blend(explanation, input);
   }
   throw Error("unknown visualization");
 }
 
 Image input_image(const Tensor& input) {
   const Planes p = planes_of(input);
-  if (p.channels != 1 && p.channels != 3) throw Error("an input image needs 1 or 3 channels, got " + std::to_string(p.channels));
+  if (p.channels != 1 && p.channels != 3)
+    throw Error("an input image needs 1 or 3 channels, got " + std::to_string(p.channels));
   const auto [lo, hi] = std::minmax_element(input.data(), input.data() + input.size());
   const double low = *lo, range = static_cast<double>(*hi) - *lo;
   Image img = blank(p, static_cast<int>(p.channels));
   const int64_t hw = p.height * p.width;
   for (int64_t c = 0; c < p.channels; ++c) {
     for (int64_t i = 0; i < hw; ++i) {
-      img.pixels[static_cast<size_t>(i * p.channels + c)] = to_byte(range > 0 ? (input[c * hw + i] - low) / range : 0.0);
+      img.pixels[static_cast<size_t>(i * p.channels + c)] =
+          to_byte(range > 0 ? (input[c * hw + i] - low) / range : 0.0);
     }
   }
   return img;

@@ -28,7 +28,8 @@ class BatchNormOp : public LinearOp {
   Tensor weight(std::span<const Tensor> inputs) const override {
     const int64_t c = channels(inputs);
     Tensor w = Tensor::uninitialized({c});
-    for (int64_t i = 0; i < c; ++i) w[i] = static_cast<float>(inputs[1][i] / std::sqrt(static_cast<double>(inputs[4][i]) + epsilon_));
+    for (int64_t i = 0; i < c; ++i)
+      w[i] = static_cast<float>(inputs[1][i] / std::sqrt(static_cast<double>(inputs[4][i]) + epsilon_));
     return w;
   }
   Tensor bias(std::span<const Tensor> inputs) const override {
@@ -55,7 +56,8 @@ class BatchNormOp : public LinearOp {
     return y;
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
-    if (dy.shape() != x_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != " + to_string(x_shape));
+    if (dy.shape() != x_shape)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != " + to_string(x_shape));
     return apply(dy, w, Tensor());
   }
   Tensor weight_gradient(const Tensor& x, const Tensor& dy, const Shape& w_shape) const override {
@@ -98,6 +100,8 @@ class BatchNormOp : public LinearOp {
 
 }  // namespace
 
-std::unique_ptr<Op> make_batch_normalization(const OpSpec& spec) { return std::make_unique<BatchNormOp>(spec); }
+std::unique_ptr<Op> make_batch_normalization(const OpSpec& spec) {
+  return std::make_unique<BatchNormOp>(spec);
+}
 
 }  // namespace sieve::ops

@@ -28,7 +28,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& where)
 Tensor reduce_to_shape(const Tensor& g, const Shape& target, const std::string& where) {
   if (g.shape() == target) return g;
   const Shape& gs = g.shape();
-  if (target.size() > gs.size()) throw Error(where + ": cannot reduce " + to_string(gs) + " to " + to_string(target));
+  if (target.size() > gs.size())
+    throw Error(where + ": cannot reduce " + to_string(gs) + " to " + to_string(target));
   const size_t offset = gs.size() - target.size();
   std::vector<int64_t> ts = strides_of(target);
   Tensor out(target);
@@ -86,18 +87,24 @@ WindowAttributes WindowAttributes::read(const OpSpec& spec, bool kernel_required
   w.dilations = spec.attributes.get_ints("dilations");
   w.pads = spec.attributes.get_ints("pads");
   w.auto_pad = spec.attributes.get_string("auto_pad", "NOTSET");
-  if (w.auto_pad != "NOTSET" && w.auto_pad != "SAME_UPPER" && w.auto_pad != "SAME_LOWER" && w.auto_pad != "VALID") {
+  if (w.auto_pad != "NOTSET" && w.auto_pad != "SAME_UPPER" && w.auto_pad != "SAME_LOWER" &&
+      w.auto_pad != "VALID") {
     spec.fail("unknown auto_pad '" + w.auto_pad + "'");
   }
-  for (int64_t k : w.kernel) if (k <= 0) spec.fail("kernel_shape entries must be positive");
-  for (int64_t s : w.strides) if (s <= 0) spec.fail("strides must be positive");
-  for (int64_t d : w.dilations) if (d <= 0) spec.fail("dilations must be positive");
-  for (int64_t p : w.pads) if (p < 0) spec.fail("negative pads are not supported");
+  for (int64_t k : w.kernel)
+    if (k <= 0) spec.fail("kernel_shape entries must be positive");
+  for (int64_t s : w.strides)
+    if (s <= 0) spec.fail("strides must be positive");
+  for (int64_t d : w.dilations)
+    if (d <= 0) spec.fail("dilations must be positive");
+  for (int64_t p : w.pads)
+    if (p < 0) spec.fail("negative pads are not supported");
   if (!w.kernel.empty()) {
     const size_t n = w.kernel.size();
     if ((!w.strides.empty() && w.strides.size() != n) || (!w.dilations.empty() && w.dilations.size() != n) ||
         (!w.pads.empty() && w.pads.size() != 2 * n)) {
-      spec.fail("strides/dilations/pads do not match the " + std::to_string(n) + " spatial dimensions of kernel_shape");
+      spec.fail("strides/dilations/pads do not match the " + std::to_string(n) +
+                " spatial dimensions of kernel_shape");
     }
   }
   return w;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "sieve/op_spec.hpp"
 #include "sieve/error.hpp"
+#include "sieve/op_spec.hpp"
 #include "sieve/tensor.hpp"
 
 namespace sieve::ops {

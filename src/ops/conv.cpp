@@ -49,16 +49,19 @@ Tensor resize_corner(const Tensor& from, const Shape& to) {
 }
 
 // Checks x [N, C, *spatial] against w [O, C/group, *kernel] for a convolution reading x.
-void check_conv_operands(const std::string& where, const Shape& x, const Shape& w, int64_t group, const char* x_role) {
+void check_conv_operands(const std::string& where, const Shape& x, const Shape& w, int64_t group,
+                         const char* x_role) {
   if (x.size() < 3 || x.size() > 5) {
     throw Error(where + ": " + x_role + " must have 1 to 3 spatial dimensions, got shape " + to_string(x));
   }
   if (w.size() != x.size()) {
-    throw Error(where + ": weight shape " + to_string(w) + " does not match " + x_role + " shape " + to_string(x));
+    throw Error(where + ": weight shape " + to_string(w) + " does not match " + x_role + " shape " +
+                to_string(x));
   }
   if (w[0] % group != 0 || x[1] != w[1] * group) {
-    throw Error(where + ": " + x_role + " has " + std::to_string(x[1]) + " channels but weights " + to_string(w) +
-                " with group=" + std::to_string(group) + " expect " + std::to_string(w[1] * group));
+    throw Error(where + ": " + x_role + " has " + std::to_string(x[1]) + " channels but weights " +
+                to_string(w) + " with group=" + std::to_string(group) + " expect " +
+                std::to_string(w[1] * group));
   }
 }
 
@@ -81,8 +84,8 @@ class ConvOp : public LinearOp {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x.shape(), w.shape(), g);
     if (!b.empty() && (b.rank() != 1 || b.dim(0) != w.dim(0))) {
-      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " + std::to_string(w.dim(0)) +
-                  " output channels");
+      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " +
+                  std::to_string(w.dim(0)) + " output channels");
     }
     if (element_count(y_shape) == 0 || x.size() == 0) return Tensor(y_shape);
     return kernels::conv_forward(g, x, w, b, y_shape);
@@ -90,14 +93,18 @@ class ConvOp : public LinearOp {
   Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x_shape, w.shape(), g);
-    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (dy.shape() != y_shape)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " +
+                  to_string(y_shape));
     if (dy.size() == 0) return Tensor(x_shape);
     return kernels::conv_backward_data(g, dy, w, x_shape);
   }
   Tensor weight_gradient(const Tensor& x, const Tensor& dy, const Shape& w_shape) const override {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x.shape(), w_shape, g);
-    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (dy.shape() != y_shape)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " +
+                  to_string(y_shape));
     if (dy.size() == 0) return Tensor(w_shape);
     return kernels::conv_backward_weights(g, x, dy, w_shape);
   }
@@ -111,7 +118,8 @@ class ConvOp : public LinearOp {
     if (!window_.kernel.empty() && window_.kernel != k) {
       throw Error(where_ + ": kernel_shape does not match weight shape " + to_string(w));
     }
-    if ((!window_.strides.empty() && window_.strides.size() != n) || (!window_.pads.empty() && window_.pads.size() != 2 * n) ||
+    if ((!window_.strides.empty() && window_.strides.size() != n) ||
+        (!window_.pads.empty() && window_.pads.size() != 2 * n) ||
         (!window_.dilations.empty() && window_.dilations.size() != n)) {
       throw Error(where_ + ": attributes do not match " + std::to_string(n) + " spatial dimensions");
     }
@@ -121,7 +129,8 @@ class ConvOp : public LinearOp {
     window_.resolve_pads(in, k, g.pad_begin, g.pad_end);
     Shape y{x[0], w[0]};
     for (size_t i = 0; i < n; ++i) {
-      y.push_back(window_output_size(in[i], k[i], g.strides[i], g.dilations[i], g.pad_begin[i], g.pad_end[i]));
+      y.push_back(
+          window_output_size(in[i], k[i], g.strides[i], g.dilations[i], g.pad_begin[i], g.pad_end[i]));
     }
     return y;
   }
@@ -153,36 +162,43 @@ class ConvTransposeOp : public LinearOp {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x.shape(), w.shape(), g);
     if (!b.empty() && (b.rank() != 1 || b.dim(0) != y_shape[1])) {
-      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " + std::to_string(y_shape[1]) +
-                  " output channels");
+      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " +
+                  std::to_string(y_shape[1]) + " output channels");
     }
     if (element_count(y_shape) == 0) return Tensor(y_shape);
     const Shape core = core_shape(x.shape(), w.shape(), y_shape);
-    Tensor y = x.size() == 0 ? Tensor(y_shape) : resize_corner(kernels::conv_backward_data(g, x, w, core), y_shape);
+    Tensor y =
+        x.size() == 0 ? Tensor(y_shape) : resize_corner(kernels::conv_backward_data(g, x, w, core), y_shape);
     if (!b.empty()) add_channel_bias(y, b);
     return y;
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x_shape, w.shape(), g);
-    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (dy.shape() != y_shape)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " +
+                  to_string(y_shape));
     if (element_count(x_shape) == 0 || dy.size() == 0) return Tensor(x_shape);
-    return kernels::conv_forward(g, resize_corner(dy, core_shape(x_shape, w.shape(), y_shape)), w, Tensor(), x_shape);
+    return kernels::conv_forward(g, resize_corner(dy, core_shape(x_shape, w.shape(), y_shape)), w, Tensor(),
+                                 x_shape);
   }
   Tensor weight_gradient(const Tensor& x, const Tensor& dy, const Shape& w_shape) const override {
     kernels::ConvGeometry g;
     const Shape y_shape = plan(x.shape(), w_shape, g);
-    if (dy.shape() != y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " + to_string(y_shape));
+    if (dy.shape() != y_shape)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != output shape " +
+                  to_string(y_shape));
     if (x.size() == 0 || dy.size() == 0) return Tensor(w_shape);
-    return kernels::conv_backward_weights(g, resize_corner(dy, core_shape(x.shape(), w_shape, y_shape)), x, w_shape);
+    return kernels::conv_backward_weights(g, resize_corner(dy, core_shape(x.shape(), w_shape, y_shape)), x,
+                                          w_shape);
   }
 
  private:
   // Output shape and the geometry of the convolution from y back to x.
   Shape plan(const Shape& x, const Shape& w, kernels::ConvGeometry& g) const {
     if (x.size() < 3 || x.size() > 5 || w.size() != x.size() || x[1] != w[0] || w[0] % group_ != 0) {
-      throw Error(where_ + ": input " + to_string(x) + " and weights " + to_string(w) + " (group=" +
-                  std::to_string(group_) + ") do not fit a transposed convolution");
+      throw Error(where_ + ": input " + to_string(x) + " and weights " + to_string(w) +
+                  " (group=" + std::to_string(group_) + ") do not fit a transposed convolution");
     }
     const size_t n = x.size() - 2;
     const std::vector<int64_t> in(x.begin() + 2, x.end()), k(w.begin() + 2, w.end());
@@ -202,7 +218,8 @@ class ConvTransposeOp : public LinearOp {
     for (size_t i = 0; i < n; ++i) {
       const int64_t s = g.strides[i], d = g.dilations[i], span = (k[i] - 1) * d + 1;
       const int64_t op = output_padding_.empty() ? 0 : output_padding_[i];
-      if (op < 0 || (op >= s && op >= d)) throw Error(where_ + ": output_padding must be smaller than stride or dilation");
+      if (op < 0 || (op >= s && op >= d))
+        throw Error(where_ + ": output_padding must be smaller than stride or dilation");
       const int64_t natural = s * (in[i] - 1) + op + span;
       int64_t out = 0;
       if (!output_shape_.empty() || window_.auto_pad == "SAME_UPPER" || window_.auto_pad == "SAME_LOWER") {
@@ -248,7 +265,11 @@ class ConvTransposeOp : public LinearOp {
 
 }  // namespace
 
-std::unique_ptr<Op> make_conv(const OpSpec& spec) { return std::make_unique<ConvOp>(spec); }
-std::unique_ptr<Op> make_conv_transpose(const OpSpec& spec) { return std::make_unique<ConvTransposeOp>(spec); }
+std::unique_ptr<Op> make_conv(const OpSpec& spec) {
+  return std::make_unique<ConvOp>(spec);
+}
+std::unique_ptr<Op> make_conv_transpose(const OpSpec& spec) {
+  return std::make_unique<ConvTransposeOp>(spec);
+}
 
 }  // namespace sieve::ops

@@ -54,18 +54,21 @@ class GemmOp : public LinearOp {
     const auto [m, k, n] = dims(a.shape(), b.shape());
     const Shape y_shape{m, n};
     // A bias over the output neurons goes into the kernel; any other broadcast of C is added afterwards.
-    const bool row_bias = !c.empty() && c.size() == n && (c.rank() == 1 || (c.rank() == 2 && c.dim(0) == 1)) &&
-                          alpha_ == 1.0f;
-    Tensor y = m * n == 0 ? Tensor(y_shape)
-               : k == 0   ? Tensor(y_shape)
-                          : kernels::matmul(a, trans_a_, b, trans_b_, row_bias ? c.reshaped({n}) : Tensor(), y_shape);
+    const bool row_bias =
+        !c.empty() && c.size() == n && (c.rank() == 1 || (c.rank() == 2 && c.dim(0) == 1)) && alpha_ == 1.0f;
+    Tensor y =
+        m * n == 0 ? Tensor(y_shape)
+        : k == 0   ? Tensor(y_shape)
+                 : kernels::matmul(a, trans_a_, b, trans_b_, row_bias ? c.reshaped({n}) : Tensor(), y_shape);
     scale_in_place(y, alpha_);
     if (!c.empty() && !(row_bias && k > 0)) add_broadcast(y, c);
     return y;
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& b, const Shape& a_shape) const override {
     const auto [m, k, n] = dims(a_shape, b.shape());
-    if (dy.shape() != Shape{m, n}) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " does not match [" + std::to_string(m) + "," + std::to_string(n) + "]");
+    if (dy.shape() != Shape{m, n})
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " does not match [" +
+                  std::to_string(m) + "," + std::to_string(n) + "]");
     // dA' = dY·op(B)ᵀ, then undo transA.
     Tensor da = m * k == 0 ? Tensor(Shape{m, k}) : kernels::matmul(dy, false, b, !trans_b_, Tensor(), {m, k});
     scale_in_place(da, alpha_);
@@ -101,7 +104,9 @@ class GemmOp : public LinearOp {
   }
   void add_broadcast(Tensor& y, const Tensor& c) const {
     const Shape target = broadcast_shapes(y.shape(), c.shape(), where_);
-    if (target != y.shape()) throw Error(where_ + ": C of shape " + to_string(c.shape()) + " does not broadcast to " + to_string(y.shape()));
+    if (target != y.shape())
+      throw Error(where_ + ": C of shape " + to_string(c.shape()) + " does not broadcast to " +
+                  to_string(y.shape()));
     const int64_t m = y.dim(0), n = y.dim(1);
     const Shape cs = c.rank() == 2 ? c.shape() : c.rank() == 1 ? Shape{1, c.dim(0)} : Shape{1, 1};
     for (int64_t i = 0; i < m; ++i) {
@@ -134,13 +139,16 @@ class MatMulOp : public LinearOp {
     const Tensor a2 = a.rank() == 1 ? a.reshaped({1, a.dim(0)}) : a;
     const Tensor b2 = b.rank() == 1 ? b.reshaped({b.dim(0), 1}) : b;
     const int64_t k = a2.shape().back(), kb = b2.dim(b2.rank() - 2);
-    if (k != kb) throw Error(where_ + ": inner dimensions differ: " + to_string(a.shape()) + " @ " + to_string(b.shape()));
+    if (k != kb)
+      throw Error(where_ + ": inner dimensions differ: " + to_string(a.shape()) + " @ " +
+                  to_string(b.shape()));
     const Shape batch = broadcast_shapes(Shape(a2.shape().begin(), a2.shape().end() - 2),
                                          Shape(b2.shape().begin(), b2.shape().end() - 2), where_);
     Shape c_shape = batch;
     c_shape.push_back(a2.dim(a2.rank() - 2));
     c_shape.push_back(b2.shape().back());
-    if (!bias.empty() && bias.size() != c_shape.back()) throw Error(where_ + ": bias does not match the output features");
+    if (!bias.empty() && bias.size() != c_shape.back())
+      throw Error(where_ + ": bias does not match the output features");
     Tensor c = element_count(c_shape) == 0 || k == 0 ? Tensor(c_shape)
                                                      : kernels::matmul(a2, false, b2, false, bias, c_shape);
     if (k == 0 && !bias.empty()) throw Error(where_ + ": empty inner dimension with a bias");
@@ -155,7 +163,8 @@ class MatMulOp : public LinearOp {
     const Tensor& g = args.grad_outputs[0];
     if (g.empty()) return grads;
     const Shape &as = args.input_shapes[0], &bs = args.input_shapes[1];
-    if (as.size() < 2 || bs.size() < 2) throw Error(where_ + ": gradient of MatMul with 1-D operands is not supported");
+    if (as.size() < 2 || bs.size() < 2)
+      throw Error(where_ + ": gradient of MatMul with 1-D operands is not supported");
     const Shape batch(g.shape().begin(), g.shape().end() - 2);
     auto full = [&](const Shape& s) {
       Shape f = batch;
@@ -175,7 +184,8 @@ class MatMulOp : public LinearOp {
   Tensor apply_transpose(const Tensor& dy, const Tensor& b, const Shape& a_shape) const override {
     check_layer(a_shape, b.shape());
     const int64_t k = b.dim(0), n = b.dim(1), rows = element_count(a_shape) / std::max<int64_t>(k, 1);
-    if (dy.size() != rows * n) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " does not match");
+    if (dy.size() != rows * n)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " does not match");
     if (rows * k == 0) return Tensor(a_shape);
     return kernels::matmul(dy.reshaped({rows, n}), false, b, true, Tensor(), {rows, k}).reshaped(a_shape);
   }
@@ -191,8 +201,8 @@ class MatMulOp : public LinearOp {
   // As a layer, MatMul maps [..., K] to [..., N] with a 2-D weight.
   void check_layer(const Shape& a, const Shape& b) const {
     if (b.size() != 2 || a.size() < 2 || a.back() != b[0]) {
-      throw Error(where_ + ": MatMul as a layer needs a [K, N] weight and an input [..., K]; got " + to_string(a) +
-                  " and " + to_string(b));
+      throw Error(where_ + ": MatMul as a layer needs a [K, N] weight and an input [..., K]; got " +
+                  to_string(a) + " and " + to_string(b));
     }
   }
   std::string where_;
@@ -200,7 +210,11 @@ class MatMulOp : public LinearOp {
 
 }  // namespace
 
-std::unique_ptr<Op> make_gemm(const OpSpec& spec) { return std::make_unique<GemmOp>(spec); }
-std::unique_ptr<Op> make_matmul(const OpSpec& spec) { return std::make_unique<MatMulOp>(spec); }
+std::unique_ptr<Op> make_gemm(const OpSpec& spec) {
+  return std::make_unique<GemmOp>(spec);
+}
+std::unique_ptr<Op> make_matmul(const OpSpec& spec) {
+  return std::make_unique<MatMulOp>(spec);
+}
 
 }  // namespace sieve::ops

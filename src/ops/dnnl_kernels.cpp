@@ -32,8 +32,12 @@ tag plain_tag(size_t rank) {
   return tags[rank];
 }
 
-memory::desc plain_md(const Shape& shape) { return {memory::dims(shape.begin(), shape.end()), dt::f32, plain_tag(shape.size())}; }
-memory::desc any_md(const Shape& shape) { return {memory::dims(shape.begin(), shape.end()), dt::f32, tag::any}; }
+memory::desc plain_md(const Shape& shape) {
+  return {memory::dims(shape.begin(), shape.end()), dt::f32, plain_tag(shape.size())};
+}
+memory::desc any_md(const Shape& shape) {
+  return {memory::dims(shape.begin(), shape.end()), dt::f32, tag::any};
+}
 
 memory wrap(const Shape& shape, const float* data) {
   return memory(plain_md(shape), engine(), const_cast<float*>(data));  // oneDNN takes non-const handles
@@ -76,7 +80,8 @@ class WeightCache {
     if (user.get_desc() == wanted) return user;
     std::lock_guard lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->source.data() == w.data() && it->source.shape() == w.shape() && it->reordered.get_desc() == wanted) {
+      if (it->source.data() == w.data() && it->source.shape() == w.shape() &&
+          it->reordered.get_desc() == wanted) {
         entries_.splice(entries_.begin(), entries_, it);
         return it->reordered;
       }
@@ -119,7 +124,9 @@ class PdCache {
   std::map<std::string, PrimitiveDesc> cache_;
 };
 
-memory::dims dims_of(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
+memory::dims dims_of(const std::vector<int64_t>& v) {
+  return {v.begin(), v.end()};
+}
 
 memory::dims dnnl_dilations(const ConvGeometry& g) {
   memory::dims d;
@@ -135,30 +142,34 @@ Shape dnnl_weight_shape(const ConvGeometry& g, const Shape& w) {
   return s;
 }
 
-dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvGeometry& g, const Shape& x, const Shape& w,
-                                                          bool with_bias, const Shape& y, dnnl::prop_kind prop) {
+dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvGeometry& g, const Shape& x,
+                                                          const Shape& w, bool with_bias, const Shape& y,
+                                                          dnnl::prop_kind prop) {
   static PdCache<dnnl::convolution_forward::primitive_desc> cache;
   const Shape wd = dnnl_weight_shape(g, w);
   const std::vector<int64_t> flags{with_bias ? 1 : 0, static_cast<int64_t>(prop)};
-  return cache.get(key_of("conv", {&x, &wd, &y, &g.strides, &g.dilations, &g.pad_begin, &g.pad_end, &flags}), [&] {
-    const memory::desc bias = with_bias ? memory::desc({w[0]}, dt::f32, tag::a) : memory::desc();
-    dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_md(x), any_md(wd), bias,
-                                      any_md(y), dims_of(g.strides), dnnl_dilations(g), dims_of(g.pad_begin),
-                                      dims_of(g.pad_end));
-    return dnnl::convolution_forward::primitive_desc(d, engine());
-  });
+  return cache.get(
+      key_of("conv", {&x, &wd, &y, &g.strides, &g.dilations, &g.pad_begin, &g.pad_end, &flags}), [&] {
+        const memory::desc bias = with_bias ? memory::desc({w[0]}, dt::f32, tag::a) : memory::desc();
+        dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_md(x), any_md(wd),
+                                          bias, any_md(y), dims_of(g.strides), dnnl_dilations(g),
+                                          dims_of(g.pad_begin), dims_of(g.pad_end));
+        return dnnl::convolution_forward::primitive_desc(d, engine());
+      });
 }
 
 }  // namespace
 
-Tensor conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b, const Shape& y_shape) {
+Tensor conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b,
+                    const Shape& y_shape) {
   const bool with_bias = !b.empty();
   auto pd = conv_forward_pd(g, x.shape(), w.shape(), with_bias, y_shape, dnnl::prop_kind::forward_inference);
   Tensor y = Tensor::uninitialized(y_shape);
   memory src = to_layout(wrap(x.shape(), x.data()), pd.src_desc());
   memory weights = weight_cache().get(w.reshaped(dnnl_weight_shape(g, w.shape())), pd.weights_desc());
   Output dst(pd.dst_desc(), y);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst.prim}};
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst.prim}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, wrap(b.shape(), b.data()));
   dnnl::convolution_forward(pd).execute(stream(), args);
   dst.copy_back();
@@ -170,11 +181,14 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor&
   static PdCache<dnnl::convolution_backward_data::primitive_desc> cache;
   const Shape wd = dnnl_weight_shape(g, w.shape());
   auto pd = cache.get(
-      key_of("conv_bwd_data", {&x_shape, &wd, &dy.shape(), &g.strides, &g.dilations, &g.pad_begin, &g.pad_end}), [&] {
-        auto hint = conv_forward_pd(g, x_shape, w.shape(), false, dy.shape(), dnnl::prop_kind::forward_training);
-        dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_md(x_shape), any_md(wd),
-                                                any_md(dy.shape()), dims_of(g.strides), dnnl_dilations(g),
-                                                dims_of(g.pad_begin), dims_of(g.pad_end));
+      key_of("conv_bwd_data",
+             {&x_shape, &wd, &dy.shape(), &g.strides, &g.dilations, &g.pad_begin, &g.pad_end}),
+      [&] {
+        auto hint =
+            conv_forward_pd(g, x_shape, w.shape(), false, dy.shape(), dnnl::prop_kind::forward_training);
+        dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_md(x_shape),
+                                                any_md(wd), any_md(dy.shape()), dims_of(g.strides),
+                                                dnnl_dilations(g), dims_of(g.pad_begin), dims_of(g.pad_end));
         return dnnl::convolution_backward_data::primitive_desc(d, engine(), hint);
       });
   Tensor dx = Tensor::uninitialized(x_shape);
@@ -182,7 +196,8 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor&
   memory weights = weight_cache().get(w.reshaped(wd), pd.weights_desc());
   Output diff_src(pd.diff_src_desc(), dx);
   dnnl::convolution_backward_data(pd).execute(
-      stream(), {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src.prim}});
+      stream(),
+      {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src.prim}});
   diff_src.copy_back();
   stream().wait();
   return dx;
@@ -191,21 +206,25 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor&
 Tensor conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, const Shape& w_shape) {
   static PdCache<dnnl::convolution_backward_weights::primitive_desc> cache;
   const Shape wd = dnnl_weight_shape(g, w_shape);
-  auto pd = cache.get(
-      key_of("conv_bwd_w", {&x.shape(), &wd, &dy.shape(), &g.strides, &g.dilations, &g.pad_begin, &g.pad_end}), [&] {
-        auto hint = conv_forward_pd(g, x.shape(), w_shape, false, dy.shape(), dnnl::prop_kind::forward_training);
-        dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_md(x.shape()), any_md(wd),
-                                                   any_md(dy.shape()), dims_of(g.strides), dnnl_dilations(g),
-                                                   dims_of(g.pad_begin), dims_of(g.pad_end));
-        return dnnl::convolution_backward_weights::primitive_desc(d, engine(), hint);
-      });
+  auto pd =
+      cache.get(key_of("conv_bwd_w",
+                       {&x.shape(), &wd, &dy.shape(), &g.strides, &g.dilations, &g.pad_begin, &g.pad_end}),
+                [&] {
+                  auto hint = conv_forward_pd(g, x.shape(), w_shape, false, dy.shape(),
+                                              dnnl::prop_kind::forward_training);
+                  dnnl::convolution_backward_weights::desc d(
+                      dnnl::algorithm::convolution_direct, any_md(x.shape()), any_md(wd), any_md(dy.shape()),
+                      dims_of(g.strides), dnnl_dilations(g), dims_of(g.pad_begin), dims_of(g.pad_end));
+                  return dnnl::convolution_backward_weights::primitive_desc(d, engine(), hint);
+                });
   Tensor dw = Tensor::uninitialized(w_shape);
   memory src = to_layout(wrap(x.shape(), x.data()), pd.src_desc());
   memory diff_dst = to_layout(wrap(dy.shape(), dy.data()), pd.diff_dst_desc());
   Tensor dw_view = dw.reshaped(wd);
   Output diff_weights(pd.diff_weights_desc(), dw_view);
   dnnl::convolution_backward_weights(pd).execute(
-      stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights.prim}});
+      stream(),
+      {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights.prim}});
   diff_weights.copy_back();
   stream().wait();
   return dw;
@@ -256,9 +275,10 @@ Tensor matmul(const Tensor& a, bool a_transposed, const Tensor& b, bool b_transp
     return dnnl::matmul::primitive_desc(d, engine());
   });
   Tensor c = Tensor::uninitialized(c_shape);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(a_md, engine(), const_cast<float*>(a.data()))},
-                                       {DNNL_ARG_WEIGHTS, memory(b_md, engine(), const_cast<float*>(b.data()))},
-                                       {DNNL_ARG_DST, wrap(c_shape, c.data())}};
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(a_md, engine(), const_cast<float*>(a.data()))},
+      {DNNL_ARG_WEIGHTS, memory(b_md, engine(), const_cast<float*>(b.data()))},
+      {DNNL_ARG_DST, wrap(c_shape, c.data())}};
   if (!bias.empty()) args.emplace(DNNL_ARG_BIAS, wrap(bias_shape, bias.data()));
   dnnl::matmul(pd).execute(stream(), args);
   stream().wait();
@@ -269,7 +289,8 @@ Tensor pool_forward(PoolKind kind, const PoolGeometry& g, const Tensor& x, const
   static PdCache<dnnl::pooling_v2_forward::primitive_desc> cache;
   const std::vector<int64_t> flags{static_cast<int64_t>(kind)};
   auto pd = cache.get(
-      key_of("pool", {&x.shape(), &y_shape, &g.kernel, &g.strides, &g.dilations, &g.pad_begin, &g.pad_end, &flags}),
+      key_of("pool",
+             {&x.shape(), &y_shape, &g.kernel, &g.strides, &g.dilations, &g.pad_begin, &g.pad_end, &flags}),
       [&] {
         memory::dims dil;
         for (int64_t v : g.dilations) dil.push_back(v - 1);

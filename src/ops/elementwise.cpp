@@ -56,10 +56,15 @@ class UnaryOp : public Op {
     const Tensor& g = a.grad_outputs[0];
     if (g.empty() || !a.wanted[0]) return {Tensor()};
     const float al = alpha_;
-    if (type_ == "Relu") return {zip(g, a.outputs[0], [](float gy, float y) { return y > 0.0f ? gy : 0.0f; })};
-    if (type_ == "LeakyRelu") return {zip(g, a.inputs[0], [al](float gy, float x) { return x >= 0.0f ? gy : al * gy; })};
-    if (type_ == "Elu") return {zip(g, a.inputs[0], [al](float gy, float x) { return x >= 0.0f ? gy : gy * al * std::exp(x); })};
-    if (type_ == "Sigmoid") return {zip(g, a.outputs[0], [](float gy, float y) { return gy * y * (1.0f - y); })};
+    if (type_ == "Relu")
+      return {zip(g, a.outputs[0], [](float gy, float y) { return y > 0.0f ? gy : 0.0f; })};
+    if (type_ == "LeakyRelu")
+      return {zip(g, a.inputs[0], [al](float gy, float x) { return x >= 0.0f ? gy : al * gy; })};
+    if (type_ == "Elu")
+      return {
+          zip(g, a.inputs[0], [al](float gy, float x) { return x >= 0.0f ? gy : gy * al * std::exp(x); })};
+    if (type_ == "Sigmoid")
+      return {zip(g, a.outputs[0], [](float gy, float y) { return gy * y * (1.0f - y); })};
     return {zip(g, a.outputs[0], [](float gy, float y) { return gy * (1.0f - y * y); })};
   }
   VjpReads vjp_reads(size_t, size_t) const override {
@@ -97,7 +102,8 @@ class ClipOp : public Op {
       lo = bound(a.inputs, 1, -std::numeric_limits<float>::infinity());
       hi = bound(a.inputs, 2, std::numeric_limits<float>::infinity());
     }
-    grads[0] = zip(a.grad_outputs[0], a.inputs[0], [lo, hi](float g, float x) { return x >= lo && x <= hi ? g : 0.0f; });
+    grads[0] = zip(a.grad_outputs[0], a.inputs[0],
+                   [lo, hi](float g, float x) { return x >= lo && x <= hi ? g : 0.0f; });
     return grads;
   }
 
@@ -181,24 +187,31 @@ class BinaryOp : public Op {
     const Tensor& g = args.grad_outputs[0];
     if (g.empty() || type_ == "Equal") return grads;
     const Shape& as = args.input_shapes[0];
-    const Shape bs = legacy_axis_ ? aligned_shape(args.input_shapes[1], static_cast<int64_t>(as.size())) : args.input_shapes[1];
-    auto to_b = [&](const Tensor& t) { return reduce_to_shape(t, bs, where_).reshaped(args.input_shapes[1]); };
+    const Shape bs = legacy_axis_ ? aligned_shape(args.input_shapes[1], static_cast<int64_t>(as.size()))
+                                  : args.input_shapes[1];
+    auto to_b = [&](const Tensor& t) {
+      return reduce_to_shape(t, bs, where_).reshaped(args.input_shapes[1]);
+    };
     if (type_ == "Add" || type_ == "Sub") {
       if (args.wanted[0]) grads[0] = reduce_to_shape(g, as, where_);
       if (args.wanted[1]) {
-        grads[1] = to_b(type_ == "Add" ? g : broadcast_binary(g, Tensor(Shape{}, -1.0f), where_, std::multiplies<float>()));
+        grads[1] = to_b(type_ == "Add"
+                            ? g
+                            : broadcast_binary(g, Tensor(Shape{}, -1.0f), where_, std::multiplies<float>()));
       }
       return grads;
     }
     const Tensor& a = args.inputs[0];
     const Tensor b = legacy_axis_ ? args.inputs[1].reshaped(bs) : args.inputs[1];
     if (type_ == "Mul") {
-      if (args.wanted[0]) grads[0] = reduce_to_shape(broadcast_binary(g, b, where_, std::multiplies<float>()), as, where_);
+      if (args.wanted[0])
+        grads[0] = reduce_to_shape(broadcast_binary(g, b, where_, std::multiplies<float>()), as, where_);
       if (args.wanted[1]) grads[1] = to_b(broadcast_binary(g, a, where_, std::multiplies<float>()));
       return grads;
     }
     // Div: ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b².
-    if (args.wanted[0]) grads[0] = reduce_to_shape(broadcast_binary(g, b, where_, std::divides<float>()), as, where_);
+    if (args.wanted[0])
+      grads[0] = reduce_to_shape(broadcast_binary(g, b, where_, std::divides<float>()), as, where_);
     if (args.wanted[1]) {
       const Tensor q = broadcast_binary(a, b, where_, std::divides<float>());
       const Tensor qb = broadcast_binary(q, b, where_, std::divides<float>());
@@ -212,7 +225,9 @@ class BinaryOp : public Op {
   }
 
  private:
-  Shape aligned_shape(const Shape& b, int64_t rank) const { return aligned_at_axis(Tensor::uninitialized(b), rank).shape(); }
+  Shape aligned_shape(const Shape& b, int64_t rank) const {
+    return aligned_at_axis(Tensor::uninitialized(b), rank).shape();
+  }
   // B reshaped to A's rank with its dimensions starting at the legacy axis.
   Tensor aligned_at_axis(const Tensor& b, int64_t rank) const {
     const int64_t axis = normalize_axis(*legacy_axis_, rank, where_);
@@ -271,16 +286,20 @@ class SoftmaxOp : public Op {
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t base = o * len * inner + i;
         double dot = 0.0;
-        for (int64_t k = 0; k < len; ++k) dot += static_cast<double>(g[base + k * inner]) * (log ? 1.0f : y[base + k * inner]);
+        for (int64_t k = 0; k < len; ++k)
+          dot += static_cast<double>(g[base + k * inner]) * (log ? 1.0f : y[base + k * inner]);
         for (int64_t k = 0; k < len; ++k) {
           const int64_t idx = base + k * inner;
-          gx[idx] = log ? static_cast<float>(g[idx] - std::exp(y[idx]) * dot) : static_cast<float>(y[idx] * (g[idx] - dot));
+          gx[idx] = log ? static_cast<float>(g[idx] - std::exp(y[idx]) * dot)
+                        : static_cast<float>(y[idx] * (g[idx] - dot));
         }
       }
     }
     return {gx};
   }
-  VjpReads vjp_reads(size_t, size_t) const override { return {{false}, {true}}; }
+  VjpReads vjp_reads(size_t, size_t) const override {
+    return {{false}, {true}};
+  }
 
  private:
   void split(const Shape& s, int64_t& outer, int64_t& len, int64_t& inner) const {
@@ -288,9 +307,12 @@ class SoftmaxOp : public Op {
     const int64_t axis = normalize_axis(axis_, rank, where_);
     outer = len = inner = 1;
     for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d) {
-      if (d < axis) outer *= s[static_cast<size_t>(d)];
-      else if (d == axis || coerce_2d_) len *= s[static_cast<size_t>(d)];
-      else inner *= s[static_cast<size_t>(d)];
+      if (d < axis)
+        outer *= s[static_cast<size_t>(d)];
+      else if (d == axis || coerce_2d_)
+        len *= s[static_cast<size_t>(d)];
+      else
+        inner *= s[static_cast<size_t>(d)];
     }
   }
   std::string where_, type_;
@@ -305,9 +327,12 @@ class WhereOp : public Op {
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 3, 3, where_);
     // select(c, x, y) = c ? x : y, built from two broadcasts so all three operands broadcast together.
-    const Tensor picked_x = broadcast_binary(inputs[0], inputs[1], where_, [](float c, float x) { return c != 0.0f ? x : 0.0f; });
-    const Tensor mask = broadcast_binary(inputs[0], inputs[1], where_, [](float c, float) { return c != 0.0f ? 1.0f : 0.0f; });
-    const Tensor picked_y = broadcast_binary(mask, inputs[2], where_, [](float m, float y) { return m != 0.0f ? 0.0f : y; });
+    const Tensor picked_x =
+        broadcast_binary(inputs[0], inputs[1], where_, [](float c, float x) { return c != 0.0f ? x : 0.0f; });
+    const Tensor mask = broadcast_binary(inputs[0], inputs[1], where_,
+                                         [](float c, float) { return c != 0.0f ? 1.0f : 0.0f; });
+    const Tensor picked_y =
+        broadcast_binary(mask, inputs[2], where_, [](float m, float y) { return m != 0.0f ? 0.0f : y; });
     return {broadcast_binary(picked_x, picked_y, where_, std::plus<float>())};
   }
   std::vector<Tensor> vjp(const VjpArgs& a) const override {
@@ -315,8 +340,14 @@ class WhereOp : public Op {
     const Tensor& g = a.grad_outputs[0];
     if (g.empty()) return grads;
     const Tensor& c = a.inputs[0];
-    if (a.wanted[1]) grads[1] = reduce_to_shape(broadcast_binary(g, c, where_, [](float v, float m) { return m != 0.0f ? v : 0.0f; }), a.input_shapes[1], where_);
-    if (a.wanted[2]) grads[2] = reduce_to_shape(broadcast_binary(g, c, where_, [](float v, float m) { return m != 0.0f ? 0.0f : v; }), a.input_shapes[2], where_);
+    if (a.wanted[1])
+      grads[1] = reduce_to_shape(
+          broadcast_binary(g, c, where_, [](float v, float m) { return m != 0.0f ? v : 0.0f; }),
+          a.input_shapes[1], where_);
+    if (a.wanted[2])
+      grads[2] = reduce_to_shape(
+          broadcast_binary(g, c, where_, [](float v, float m) { return m != 0.0f ? 0.0f : v; }),
+          a.input_shapes[2], where_);
     return grads;
   }
   VjpReads vjp_reads(size_t, size_t) const override { return {{true, false, false}, {false}}; }
@@ -337,7 +368,8 @@ class ExpandOp : public Op {
   }
   std::vector<Tensor> vjp(const VjpArgs& a) const override {
     std::vector<Tensor> grads(2);
-    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = reduce_to_shape(a.grad_outputs[0], a.input_shapes[0], where_);
+    if (!a.grad_outputs[0].empty() && a.wanted[0])
+      grads[0] = reduce_to_shape(a.grad_outputs[0], a.input_shapes[0], where_);
     return grads;
   }
   VjpReads vjp_reads(size_t, size_t) const override { return {{false, true}, {false}}; }
@@ -348,11 +380,23 @@ class ExpandOp : public Op {
 
 }  // namespace
 
-std::unique_ptr<Op> make_unary(const OpSpec& spec) { return std::make_unique<UnaryOp>(spec); }
-std::unique_ptr<Op> make_clip(const OpSpec& spec) { return std::make_unique<ClipOp>(spec); }
-std::unique_ptr<Op> make_binary(const OpSpec& spec) { return std::make_unique<BinaryOp>(spec); }
-std::unique_ptr<Op> make_softmax(const OpSpec& spec) { return std::make_unique<SoftmaxOp>(spec); }
-std::unique_ptr<Op> make_where(const OpSpec& spec) { return std::make_unique<WhereOp>(spec); }
-std::unique_ptr<Op> make_expand(const OpSpec& spec) { return std::make_unique<ExpandOp>(spec); }
+std::unique_ptr<Op> make_unary(const OpSpec& spec) {
+  return std::make_unique<UnaryOp>(spec);
+}
+std::unique_ptr<Op> make_clip(const OpSpec& spec) {
+  return std::make_unique<ClipOp>(spec);
+}
+std::unique_ptr<Op> make_binary(const OpSpec& spec) {
+  return std::make_unique<BinaryOp>(spec);
+}
+std::unique_ptr<Op> make_softmax(const OpSpec& spec) {
+  return std::make_unique<SoftmaxOp>(spec);
+}
+std::unique_ptr<Op> make_where(const OpSpec& spec) {
+  return std::make_unique<WhereOp>(spec);
+}
+std::unique_ptr<Op> make_expand(const OpSpec& spec) {
+  return std::make_unique<ExpandOp>(spec);
+}
 
 }  // namespace sieve::ops

@@ -17,15 +17,15 @@ std::unique_ptr<Op> make_average_pool(const OpSpec& spec);
 std::unique_ptr<Op> make_global_average_pool(const OpSpec& spec);
 std::unique_ptr<Op> make_global_max_pool(const OpSpec& spec);
 std::unique_ptr<Op> make_batch_normalization(const OpSpec& spec);
-std::unique_ptr<Op> make_unary(const OpSpec& spec);     // Relu, LeakyRelu, Elu, Sigmoid, Tanh
+std::unique_ptr<Op> make_unary(const OpSpec& spec);  // Relu, LeakyRelu, Elu, Sigmoid, Tanh
 std::unique_ptr<Op> make_clip(const OpSpec& spec);
-std::unique_ptr<Op> make_binary(const OpSpec& spec);    // Add, Sub, Mul, Div, Equal
-std::unique_ptr<Op> make_softmax(const OpSpec& spec);   // Softmax, LogSoftmax
+std::unique_ptr<Op> make_binary(const OpSpec& spec);   // Add, Sub, Mul, Div, Equal
+std::unique_ptr<Op> make_softmax(const OpSpec& spec);  // Softmax, LogSoftmax
 std::unique_ptr<Op> make_flatten(const OpSpec& spec);
 std::unique_ptr<Op> make_reshape(const OpSpec& spec);
 std::unique_ptr<Op> make_transpose(const OpSpec& spec);
 std::unique_ptr<Op> make_concat(const OpSpec& spec);
-std::unique_ptr<Op> make_squeeze(const OpSpec& spec);   // Squeeze, Unsqueeze
+std::unique_ptr<Op> make_squeeze(const OpSpec& spec);  // Squeeze, Unsqueeze
 std::unique_ptr<Op> make_pad(const OpSpec& spec);
 std::unique_ptr<Op> make_identity(const OpSpec& spec);  // Identity, Dropout
 // Shape arithmetic that exporters emit around Reshape; folded at load time whenever the shapes are known.

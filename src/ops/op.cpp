@@ -19,7 +19,9 @@ Tensor LinearOp::bias_gradient(const Tensor& grad_y, const Shape& bias_shape) co
   Tensor g(bias_shape);
   const int64_t n = grad_y.dim(0), c = grad_y.rank() > 1 ? grad_y.dim(1) : 1;
   const int64_t inner = n * c == 0 ? 0 : grad_y.size() / (n * c);
-  if (g.size() != c) throw Error(std::string(type()) + ": bias of shape " + to_string(bias_shape) + " for " + std::to_string(c) + " channels");
+  if (g.size() != c)
+    throw Error(std::string(type()) + ": bias of shape " + to_string(bias_shape) + " for " +
+                std::to_string(c) + " channels");
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < c; ++j) {
       double sum = 0.0;
@@ -36,7 +38,8 @@ std::vector<Tensor> LinearOp::vjp(const VjpArgs& a) const {
   if (gy.empty()) return grads;
   const bool want_params = std::any_of(a.wanted.begin() + 1, a.wanted.end(), [](bool w) { return w; });
   if (want_params && !parameters_are_inputs()) {
-    throw Error("operator " + std::string(type()) + ": gradients with respect to its parameters are not supported");
+    throw Error("operator " + std::string(type()) +
+                ": gradients with respect to its parameters are not supported");
   }
   if (a.wanted[0]) grads[0] = apply_transpose(gy, weight(a.inputs), a.input_shapes[0]);
   if (a.wanted.size() > 1 && a.wanted[1]) grads[1] = weight_gradient(a.inputs[0], gy, a.input_shapes[1]);

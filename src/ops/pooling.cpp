@@ -38,7 +38,8 @@ PoolPlan plan_pool(const std::string& where, const WindowAttributes& w, bool cei
     p.out.push_back(o);
     p.y_shape.push_back(o);
     // Extend the end padding so the last (ceil-mode) window fits; those positions are never counted.
-    const int64_t needed = (o - 1) * p.strides[i] + (p.kernel[i] - 1) * p.dilations[i] + 1 - p.in[i] - p.pad_begin[i];
+    const int64_t needed =
+        (o - 1) * p.strides[i] + (p.kernel[i] - 1) * p.dilations[i] + 1 - p.in[i] - p.pad_begin[i];
     p.pad_end[i] = std::max(p.pad_end[i], needed);
   }
   return p;
@@ -143,7 +144,8 @@ class MaxPoolOp : public Op {
           }
         }
         y[c * out_size + oi] = best;
-        indices[c * out_size + oi] = static_cast<float>(c * in_size + (column_major_indices_ ? transpose_offset(p, arg) : arg));
+        indices[c * out_size + oi] =
+            static_cast<float>(c * in_size + (column_major_indices_ ? transpose_offset(p, arg) : arg));
       }
     });
     return {y, indices};
@@ -187,13 +189,16 @@ class AveragePoolOp : public LinearOp {
 
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
     const PoolPlan p = plan_pool(where_, window_, ceil_mode_, x.shape());
-    Tensor y = x.size() == 0 ? Tensor(p.y_shape) : kernels::conv_forward(geometry(p, x.dim(1)), x, depthwise(w, x.dim(1)), b, p.y_shape);
+    Tensor y = x.size() == 0
+                   ? Tensor(p.y_shape)
+                   : kernels::conv_forward(geometry(p, x.dim(1)), x, depthwise(w, x.dim(1)), b, p.y_shape);
     divide_by_counts(y, p, b);
     return y;
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
     const PoolPlan p = plan_pool(where_, window_, ceil_mode_, x_shape);
-    if (dy.shape() != p.y_shape) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != " + to_string(p.y_shape));
+    if (dy.shape() != p.y_shape)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " != " + to_string(p.y_shape));
     if (element_count(x_shape) == 0) return Tensor(x_shape);
     Tensor scaled = dy.clone();
     divide_by_counts(scaled, p, Tensor());
@@ -226,9 +231,12 @@ class AveragePoolOp : public LinearOp {
     Shape full = s;
     full[0] = channels;
     if (w.shape() == full) return w;
-    if (w.shape() != s) throw Error(where_ + ": pooling weight must be " + to_string(s) + " or " + to_string(full) + ", got " + to_string(w.shape()));
+    if (w.shape() != s)
+      throw Error(where_ + ": pooling weight must be " + to_string(s) + " or " + to_string(full) + ", got " +
+                  to_string(w.shape()));
     Tensor out = Tensor::uninitialized(full);
-    for (int64_t c = 0; c < channels; ++c) std::copy(w.data(), w.data() + w.size(), out.data() + c * w.size());
+    for (int64_t c = 0; c < channels; ++c)
+      std::copy(w.data(), w.data() + w.size(), out.data() + c * w.size());
     return out;
   }
   // Divides by the number of taps counted by ONNX: inside the input, or inside input + explicit pads
@@ -310,7 +318,8 @@ class GlobalAveragePoolOp : public LinearOp {
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
     const int64_t planes = check(x_shape), inner = element_count(x_shape) / std::max<int64_t>(planes, 1);
-    if (dy.size() != planes) throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " does not match");
+    if (dy.size() != planes)
+      throw Error(where_ + ": gradient shape " + to_string(dy.shape()) + " does not match");
     Tensor dx = Tensor::uninitialized(x_shape);
     const float scale = w[0] / static_cast<float>(std::max<int64_t>(inner, 1));
 #pragma omp parallel for if (dx.size() > 65536)
@@ -383,9 +392,17 @@ class GlobalMaxPoolOp : public Op {
 
 }  // namespace
 
-std::unique_ptr<Op> make_max_pool(const OpSpec& spec) { return std::make_unique<MaxPoolOp>(spec); }
-std::unique_ptr<Op> make_average_pool(const OpSpec& spec) { return std::make_unique<AveragePoolOp>(spec); }
-std::unique_ptr<Op> make_global_average_pool(const OpSpec& spec) { return std::make_unique<GlobalAveragePoolOp>(spec); }
-std::unique_ptr<Op> make_global_max_pool(const OpSpec& spec) { return std::make_unique<GlobalMaxPoolOp>(spec); }
+std::unique_ptr<Op> make_max_pool(const OpSpec& spec) {
+  return std::make_unique<MaxPoolOp>(spec);
+}
+std::unique_ptr<Op> make_average_pool(const OpSpec& spec) {
+  return std::make_unique<AveragePoolOp>(spec);
+}
+std::unique_ptr<Op> make_global_average_pool(const OpSpec& spec) {
+  return std::make_unique<GlobalAveragePoolOp>(spec);
+}
+std::unique_ptr<Op> make_global_max_pool(const OpSpec& spec) {
+  return std::make_unique<GlobalMaxPoolOp>(spec);
+}
 
 }  // namespace sieve::ops

@@ -1,9 +1,8 @@
-#include "sieve/op_spec.hpp"
-
 #include <algorithm>
 
 #include "ops/factories.hpp"
 #include "sieve/error.hpp"
+#include "sieve/op_spec.hpp"
 
 namespace sieve {
 namespace {
@@ -78,7 +77,8 @@ std::string Attributes::get_string(const std::string& name, const std::string& f
   const std::string* v = find<std::string>(name);
   return v ? *v : fallback;
 }
-std::vector<int64_t> Attributes::get_ints(const std::string& name, const std::vector<int64_t>& fallback) const {
+std::vector<int64_t> Attributes::get_ints(const std::string& name,
+                                          const std::vector<int64_t>& fallback) const {
   const auto* v = find<std::vector<int64_t>>(name);
   return v ? *v : fallback;
 }
@@ -96,9 +96,13 @@ std::string OpSpec::where() const {
   return "node '" + name + "' (" + op_type + ", opset " + std::to_string(opset) + ")";
 }
 
-void OpSpec::fail(const std::string& message) const { throw Error(where() + ": " + message); }
+void OpSpec::fail(const std::string& message) const {
+  throw Error(where() + ": " + message);
+}
 
-bool is_supported_op(const std::string& op_type) { return factories().count(op_type) != 0; }
+bool is_supported_op(const std::string& op_type) {
+  return factories().count(op_type) != 0;
+}
 
 std::vector<std::string> supported_ops() {
   std::vector<std::string> names;

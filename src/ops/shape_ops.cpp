@@ -58,7 +58,8 @@ class FlattenOp : public Op {
 
 class ReshapeOp : public Op {
  public:
-  ReshapeOp(const OpSpec& spec) : where_(spec.where()), allow_zero_(spec.attributes.get_int("allowzero", 0) != 0) {
+  ReshapeOp(const OpSpec& spec)
+      : where_(spec.where()), allow_zero_(spec.attributes.get_int("allowzero", 0) != 0) {
     if (spec.opset < 5) spec.fail("Reshape with a 'shape' attribute (opset < 5) is not supported");
   }
   std::string_view type() const override { return "Reshape"; }
@@ -69,7 +70,9 @@ class ReshapeOp : public Op {
     int64_t known = 1, infer = -1;
     for (size_t i = 0; i < dims.size(); ++i) {
       if (dims[i] == 0 && !allow_zero_) {
-        if (static_cast<int64_t>(i) >= x.rank()) throw Error(where_ + ": shape entry 0 at axis " + std::to_string(i) + " has no input dimension to copy");
+        if (static_cast<int64_t>(i) >= x.rank())
+          throw Error(where_ + ": shape entry 0 at axis " + std::to_string(i) +
+                      " has no input dimension to copy");
         dims[i] = x.dim(static_cast<int64_t>(i));
       }
       if (dims[i] == -1) {
@@ -83,7 +86,8 @@ class ReshapeOp : public Op {
     }
     if (infer >= 0) {
       if (known == 0 || x.size() % known != 0) {
-        throw Error(where_ + ": cannot reshape " + to_string(x.shape()) + " to " + to_string(to_ints(inputs[1])));
+        throw Error(where_ + ": cannot reshape " + to_string(x.shape()) + " to " +
+                    to_string(to_ints(inputs[1])));
       }
       dims[static_cast<size_t>(infer)] = x.size() / known;
     }
@@ -118,7 +122,9 @@ class TransposeOp : public Op {
       for (size_t i = 0; i < rank; ++i) perm.push_back(static_cast<int64_t>(rank - 1 - i));
     }
     std::vector<bool> seen(rank, false);
-    if (perm.size() != rank) throw Error(where_ + ": perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(rank));
+    if (perm.size() != rank)
+      throw Error(where_ + ": perm has " + std::to_string(perm.size()) + " entries for rank " +
+                  std::to_string(rank));
     for (int64_t& p : perm) {
       p = normalize_axis(p, static_cast<int64_t>(rank), where_);
       if (seen[static_cast<size_t>(p)]) throw Error(where_ + ": perm is not a permutation");
@@ -153,14 +159,18 @@ class TransposeOp : public Op {
       for (size_t i = 0; i < rank; ++i) perm.push_back(static_cast<int64_t>(rank - 1 - i));
     }
     std::vector<int64_t> inverse(rank);
-    for (size_t i = 0; i < rank; ++i) inverse[static_cast<size_t>(normalize_axis(perm[i], static_cast<int64_t>(rank), where_))] = static_cast<int64_t>(i);
+    for (size_t i = 0; i < rank; ++i)
+      inverse[static_cast<size_t>(normalize_axis(perm[i], static_cast<int64_t>(rank), where_))] =
+          static_cast<int64_t>(i);
     OpSpec spec;
     spec.op_type = "Transpose";
     spec.name = where_;
     spec.attributes.set("perm", inverse);
     return TransposeOp(spec).forward(std::span<const Tensor>(&g, 1));
   }
-  VjpReads vjp_reads(size_t, size_t) const override { return {{false}, {false}}; }
+  VjpReads vjp_reads(size_t, size_t) const override {
+    return {{false}, {false}};
+  }
 
  private:
   std::string where_;
@@ -182,8 +192,11 @@ class ConcatOp : public Op {
     out[static_cast<size_t>(axis)] = 0;
     for (const Tensor& t : inputs) {
       bool fits = t.rank() == static_cast<int64_t>(first.size());
-      for (size_t d = 0; fits && d < first.size(); ++d) fits = static_cast<int64_t>(d) == axis || t.shape()[d] == first[d];
-      if (!fits) throw Error(where_ + ": cannot concatenate " + to_string(t.shape()) + " with " + to_string(first) + " on axis " + std::to_string(axis));
+      for (size_t d = 0; fits && d < first.size(); ++d)
+        fits = static_cast<int64_t>(d) == axis || t.shape()[d] == first[d];
+      if (!fits)
+        throw Error(where_ + ": cannot concatenate " + to_string(t.shape()) + " with " + to_string(first) +
+                    " on axis " + std::to_string(axis));
       out[static_cast<size_t>(axis)] += t.dim(axis);
     }
     Tensor y = Tensor::uninitialized(out);
@@ -193,7 +206,8 @@ class ConcatOp : public Op {
     int64_t offset = 0;
     for (const Tensor& t : inputs) {
       const int64_t row = outer == 0 ? 0 : t.size() / outer;
-      for (int64_t o = 0; o < outer; ++o) std::copy(t.data() + o * row, t.data() + (o + 1) * row, y.data() + o * out_row + offset);
+      for (int64_t o = 0; o < outer; ++o)
+        std::copy(t.data() + o * row, t.data() + (o + 1) * row, y.data() + o * out_row + offset);
       offset += row;
     }
     return {y};
@@ -213,7 +227,9 @@ class ConcatOp : public Op {
       const int64_t row = outer == 0 ? 0 : element_count(a.input_shapes[i]) / outer;
       if (a.wanted[i]) {
         Tensor t = Tensor::uninitialized(a.input_shapes[i]);
-        for (int64_t o = 0; o < outer; ++o) std::copy(g.data() + o * out_row + offset, g.data() + o * out_row + offset + row, t.data() + o * row);
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy(g.data() + o * out_row + offset, g.data() + o * out_row + offset + row,
+                    t.data() + o * row);
         grads[i] = std::move(t);
       }
       offset += row;
@@ -230,7 +246,8 @@ class ConcatOp : public Op {
 // Squeeze / Unsqueeze; axes come from an attribute before opset 13 and from an input after.
 class SqueezeOp : public Op {
  public:
-  SqueezeOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type), axes_from_input_(spec.opset >= 13) {
+  SqueezeOp(const OpSpec& spec)
+      : where_(spec.where()), type_(spec.op_type), axes_from_input_(spec.opset >= 13) {
     axes_ = spec.attributes.get_ints("axes");
     if (type_ == "Unsqueeze" && !axes_from_input_ && axes_.empty()) spec.fail("attribute 'axes' is required");
   }
@@ -240,7 +257,8 @@ class SqueezeOp : public Op {
     const Tensor& x = inputs[0];
     std::vector<int64_t> axes = axes_;
     if (axes_from_input_ && inputs.size() > 1 && !inputs[1].empty()) axes = to_ints(inputs[1]);
-    if (axes_from_input_ && type_ == "Unsqueeze" && axes.empty()) throw Error(where_ + ": input 'axes' is required");
+    if (axes_from_input_ && type_ == "Unsqueeze" && axes.empty())
+      throw Error(where_ + ": input 'axes' is required");
     return {x.reshaped(type_ == "Squeeze" ? squeezed(x.shape(), axes) : unsqueezed(x.shape(), axes))};
   }
 
@@ -260,11 +278,13 @@ class SqueezeOp : public Op {
     }
     for (int64_t a : axes) {
       const int64_t d = normalize_axis(a, rank, where_);
-      if (s[static_cast<size_t>(d)] != 1) throw Error(where_ + ": cannot squeeze axis " + std::to_string(a) + " of shape " + to_string(s));
+      if (s[static_cast<size_t>(d)] != 1)
+        throw Error(where_ + ": cannot squeeze axis " + std::to_string(a) + " of shape " + to_string(s));
       drop[static_cast<size_t>(d)] = true;
     }
     Shape out;
-    for (size_t d = 0; d < s.size(); ++d) if (!drop[d]) out.push_back(s[d]);
+    for (size_t d = 0; d < s.size(); ++d)
+      if (!drop[d]) out.push_back(s[d]);
     return out;
   }
   Shape unsqueezed(const Shape& s, const std::vector<int64_t>& axes) const {
@@ -318,11 +338,13 @@ class PadOp : public Op {
       pads = full;
     }
     if (static_cast<int64_t>(pads.size()) != 2 * rank) {
-      throw Error(where_ + ": " + std::to_string(pads.size()) + " pads for an input of rank " + std::to_string(rank));
+      throw Error(where_ + ": " + std::to_string(pads.size()) + " pads for an input of rank " +
+                  std::to_string(rank));
     }
     Shape out(static_cast<size_t>(rank));
     for (int64_t d = 0; d < rank; ++d) {
-      out[static_cast<size_t>(d)] = x.dim(d) + pads[static_cast<size_t>(d)] + pads[static_cast<size_t>(d + rank)];
+      out[static_cast<size_t>(d)] =
+          x.dim(d) + pads[static_cast<size_t>(d)] + pads[static_cast<size_t>(d + rank)];
       if (out[static_cast<size_t>(d)] < 0) throw Error(where_ + ": pads crop more than the input has");
     }
     Tensor y(out, value);
@@ -353,7 +375,8 @@ class PadOp : public Op {
     const Shape& xs = a.input_shapes[0];
     const int64_t rank = static_cast<int64_t>(xs.size());
     std::vector<int64_t> pads = pads_from_input_ ? to_ints(a.inputs[1]) : pads_;
-    if (pads_from_input_ && a.inputs.size() > 3 && !a.inputs[3].empty()) throw Error(where_ + ": gradient of Pad with axes is not supported");
+    if (pads_from_input_ && a.inputs.size() > 3 && !a.inputs[3].empty())
+      throw Error(where_ + ": gradient of Pad with axes is not supported");
     Tensor gx(xs);
     const std::vector<int64_t> gs = strides_of(g.shape());
     for (int64_t i = 0; i < gx.size(); ++i) {
@@ -406,7 +429,9 @@ class IdentityOp : public Op {
     if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0];
     return grads;
   }
-  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
+  VjpReads vjp_reads(size_t n, size_t m) const override {
+    return {std::vector<bool>(n, false), std::vector<bool>(m, false)};
+  }
 
  private:
   std::string where_, type_;
@@ -416,7 +441,8 @@ class IdentityOp : public Op {
 class ShapeOp : public Op {
  public:
   ShapeOp(const OpSpec& spec)
-      : where_(spec.where()), start_(spec.attributes.get_int("start", 0)),
+      : where_(spec.where()),
+        start_(spec.attributes.get_int("start", 0)),
         end_(spec.attributes.get_int("end", std::numeric_limits<int64_t>::max())) {}
   std::string_view type() const override { return "Shape"; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
@@ -430,7 +456,9 @@ class ShapeOp : public Op {
 
   // The output depends on shapes or constants only: no gradient flows back.
   std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
-  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
+  VjpReads vjp_reads(size_t n, size_t m) const override {
+    return {std::vector<bool>(n, false), std::vector<bool>(m, false)};
+  }
 
  private:
   std::string where_;
@@ -457,7 +485,9 @@ class GatherOp : public Op {
     for (int64_t o = 0; o < outer; ++o) {
       for (size_t j = 0; j < indices.size(); ++j) {
         int64_t k = indices[j] < 0 ? indices[j] + len : indices[j];
-        if (k < 0 || k >= len) throw Error(where_ + ": index " + std::to_string(indices[j]) + " out of range for axis of size " + std::to_string(len));
+        if (k < 0 || k >= len)
+          throw Error(where_ + ": index " + std::to_string(indices[j]) + " out of range for axis of size " +
+                      std::to_string(len));
         std::copy(x.data() + (o * len + k) * inner, x.data() + (o * len + k + 1) * inner,
                   y.data() + (o * static_cast<int64_t>(indices.size()) + static_cast<int64_t>(j)) * inner);
       }
@@ -479,7 +509,8 @@ class GatherOp : public Op {
     Tensor gx(xs);
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t j = 0; j < count; ++j) {
-        const int64_t k = indices[static_cast<size_t>(j)] < 0 ? indices[static_cast<size_t>(j)] + len : indices[static_cast<size_t>(j)];
+        const int64_t k = indices[static_cast<size_t>(j)] < 0 ? indices[static_cast<size_t>(j)] + len
+                                                              : indices[static_cast<size_t>(j)];
         for (int64_t i = 0; i < inner; ++i) gx[(o * len + k) * inner + i] += g[(o * count + j) * inner + i];
       }
     }
@@ -499,7 +530,8 @@ class CastOp : public Op {
   CastOp(const OpSpec& spec) : where_(spec.where()), to_(spec.attributes.get_int("to", 1)) {
     // ONNX TensorProto types: 1 float, 2 uint8, 3 int8, 4 uint16, 5 int16, 6 int32, 7 int64, 9 bool,
     // 10 float16, 11 double, 12 uint32, 13 uint64, 16 bfloat16.
-    if (to_ == 8 || to_ == 14 || to_ == 15 || to_ > 16 || to_ <= 0) spec.fail("unsupported target type " + std::to_string(to_));
+    if (to_ == 8 || to_ == 14 || to_ == 15 || to_ > 16 || to_ <= 0)
+      spec.fail("unsupported target type " + std::to_string(to_));
   }
   std::string_view type() const override { return "Cast"; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
@@ -546,7 +578,9 @@ class ConstantOfShapeOp : public Op {
 
   // The output depends on shapes or constants only: no gradient flows back.
   std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
-  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
+  VjpReads vjp_reads(size_t n, size_t m) const override {
+    return {std::vector<bool>(n, false), std::vector<bool>(m, false)};
+  }
 
  private:
   std::string where_;
@@ -598,8 +632,8 @@ class SliceOp : public Op {
   }
 
   // Start, step and extent per axis of the slice of an input of shape x_shape.
-  void plan(std::span<const Tensor> inputs, const Shape& x_shape, std::vector<int64_t>& start, std::vector<int64_t>& step,
-            Shape& out) const {
+  void plan(std::span<const Tensor> inputs, const Shape& x_shape, std::vector<int64_t>& start,
+            std::vector<int64_t>& step, Shape& out) const {
     std::vector<int64_t> starts = starts_, ends = ends_, axes = axes_, steps;
     if (from_inputs_) {
       starts = to_ints(inputs[1]);
@@ -607,7 +641,8 @@ class SliceOp : public Op {
       if (inputs.size() > 3 && !inputs[3].empty()) axes = to_ints(inputs[3]);
       if (inputs.size() > 4 && !inputs[4].empty()) steps = to_ints(inputs[4]);
     }
-    if (axes.empty()) for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (axes.empty())
+      for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
     if (steps.empty()) steps.assign(starts.size(), 1);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
       throw Error(where_ + ": starts, ends, axes and steps differ in length");
@@ -617,7 +652,8 @@ class SliceOp : public Op {
     step.assign(rank, 1);
     out = x_shape;
     for (size_t i = 0; i < starts.size(); ++i) {
-      const size_t a = static_cast<size_t>(normalize_axis(axes[i], static_cast<int64_t>(x_shape.size()), where_));
+      const size_t a =
+          static_cast<size_t>(normalize_axis(axes[i], static_cast<int64_t>(x_shape.size()), where_));
       const int64_t len = x_shape[a], st = steps[i];
       if (st == 0) throw Error(where_ + ": step 0");
       auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { return std::clamp(v < 0 ? v + len : v, lo, hi); };
@@ -625,7 +661,8 @@ class SliceOp : public Op {
       const int64_t e = st > 0 ? clamp(ends[i], 0, len) : clamp(ends[i], -1, len - 1);
       start[a] = b;
       step[a] = st;
-      out[a] = st > 0 ? std::max<int64_t>(0, (e - b + st - 1) / st) : std::max<int64_t>(0, (b - e - st - 1) / -st);
+      out[a] =
+          st > 0 ? std::max<int64_t>(0, (e - b + st - 1) / st) : std::max<int64_t>(0, (b - e - st - 1) / -st);
     }
   }
 
@@ -652,7 +689,9 @@ class RangeOp : public Op {
 
   // The output depends on shapes or constants only: no gradient flows back.
   std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
-  VjpReads vjp_reads(size_t n, size_t m) const override { return {std::vector<bool>(n, false), std::vector<bool>(m, false)}; }
+  VjpReads vjp_reads(size_t n, size_t m) const override {
+    return {std::vector<bool>(n, false), std::vector<bool>(m, false)};
+  }
 
  private:
   std::string where_;
@@ -660,18 +699,44 @@ class RangeOp : public Op {
 
 }  // namespace
 
-std::unique_ptr<Op> make_flatten(const OpSpec& spec) { return std::make_unique<FlattenOp>(spec); }
-std::unique_ptr<Op> make_reshape(const OpSpec& spec) { return std::make_unique<ReshapeOp>(spec); }
-std::unique_ptr<Op> make_transpose(const OpSpec& spec) { return std::make_unique<TransposeOp>(spec); }
-std::unique_ptr<Op> make_concat(const OpSpec& spec) { return std::make_unique<ConcatOp>(spec); }
-std::unique_ptr<Op> make_squeeze(const OpSpec& spec) { return std::make_unique<SqueezeOp>(spec); }
-std::unique_ptr<Op> make_pad(const OpSpec& spec) { return std::make_unique<PadOp>(spec); }
-std::unique_ptr<Op> make_identity(const OpSpec& spec) { return std::make_unique<IdentityOp>(spec); }
-std::unique_ptr<Op> make_shape(const OpSpec& spec) { return std::make_unique<ShapeOp>(spec); }
-std::unique_ptr<Op> make_gather(const OpSpec& spec) { return std::make_unique<GatherOp>(spec); }
-std::unique_ptr<Op> make_cast(const OpSpec& spec) { return std::make_unique<CastOp>(spec); }
-std::unique_ptr<Op> make_constant_of_shape(const OpSpec& spec) { return std::make_unique<ConstantOfShapeOp>(spec); }
-std::unique_ptr<Op> make_slice(const OpSpec& spec) { return std::make_unique<SliceOp>(spec); }
-std::unique_ptr<Op> make_range(const OpSpec& spec) { return std::make_unique<RangeOp>(spec); }
+std::unique_ptr<Op> make_flatten(const OpSpec& spec) {
+  return std::make_unique<FlattenOp>(spec);
+}
+std::unique_ptr<Op> make_reshape(const OpSpec& spec) {
+  return std::make_unique<ReshapeOp>(spec);
+}
+std::unique_ptr<Op> make_transpose(const OpSpec& spec) {
+  return std::make_unique<TransposeOp>(spec);
+}
+std::unique_ptr<Op> make_concat(const OpSpec& spec) {
+  return std::make_unique<ConcatOp>(spec);
+}
+std::unique_ptr<Op> make_squeeze(const OpSpec& spec) {
+  return std::make_unique<SqueezeOp>(spec);
+}
+std::unique_ptr<Op> make_pad(const OpSpec& spec) {
+  return std::make_unique<PadOp>(spec);
+}
+std::unique_ptr<Op> make_identity(const OpSpec& spec) {
+  return std::make_unique<IdentityOp>(spec);
+}
+std::unique_ptr<Op> make_shape(const OpSpec& spec) {
+  return std::make_unique<ShapeOp>(spec);
+}
+std::unique_ptr<Op> make_gather(const OpSpec& spec) {
+  return std::make_unique<GatherOp>(spec);
+}
+std::unique_ptr<Op> make_cast(const OpSpec& spec) {
+  return std::make_unique<CastOp>(spec);
+}
+std::unique_ptr<Op> make_constant_of_shape(const OpSpec& spec) {
+  return std::make_unique<ConstantOfShapeOp>(spec);
+}
+std::unique_ptr<Op> make_slice(const OpSpec& spec) {
+  return std::make_unique<SliceOp>(spec);
+}
+std::unique_ptr<Op> make_range(const OpSpec& spec) {
+  return std::make_unique<RangeOp>(spec);
+}
 
 }  // namespace sieve::ops

@@ -46,7 +46,8 @@ TEST(AnalyzerProperties, ReversePassIsLinearInTheSeed) {
     const Tensor rs = pass.reverse(s), rt = pass.reverse(t), rm = pass.reverse(mixed);
     double scale = 0.0;
     for (float v : rs.values()) scale = std::max(scale, static_cast<double>(std::abs(v)));
-    for (int64_t i = 0; i < rm.size(); ++i) EXPECT_NEAR(rm[i], 2.0f * rs[i] - 0.5f * rt[i], 1e-5 * scale) << name;
+    for (int64_t i = 0; i < rm.size(); ++i)
+      EXPECT_NEAR(rm[i], 2.0f * rs[i] - 0.5f * rt[i], 1e-5 * scale) << name;
   }
 }
 
@@ -60,7 +61,9 @@ TEST(AnalyzerProperties, IntegratedGradientsIsComplete) {
   const int64_t classes = pass.output().dim(1), per = x.size() / x.dim(0);
   double error_32 = 0.0, error_256 = 0.0;
   for (int64_t steps : {32, 256}) {
-    const Tensor ig = create_analyzer(MethodSpec::parse("integrated_gradients:steps=" + std::to_string(steps)))->explain(pass, targets);
+    const Tensor ig =
+        create_analyzer(MethodSpec::parse("integrated_gradients:steps=" + std::to_string(steps)))
+            ->explain(pass, targets);
     for (int64_t i = 0; i < x.dim(0); ++i) {
       double sum = 0.0;
       for (int64_t j = 0; j < per; ++j) sum += ig[i * per + j];

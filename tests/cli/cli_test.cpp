@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -11,7 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
-#include <unistd.h>
 
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
@@ -31,7 +31,8 @@ struct CliRun {
 CliRun sieve_cli(const std::string& args) {
   // Tests run in parallel processes: every call gets its own stderr file.
   static int calls = 0;
-  const fs::path err = fs::path(::testing::TempDir()) / ("sieve_stderr_" + std::to_string(getpid()) + "_" + std::to_string(calls++) + ".txt");
+  const fs::path err = fs::path(::testing::TempDir()) /
+                       ("sieve_stderr_" + std::to_string(getpid()) + "_" + std::to_string(calls++) + ".txt");
   const std::string command = std::string(SIEVE_CLI) + " " + args + " 2>" + err.string();
   FILE* pipe = popen(command.c_str(), "r");
   std::string out;
@@ -55,7 +56,9 @@ fs::path temp(const std::string& name) {
   return dir / name;
 }
 
-void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary) << bytes;
+}
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -120,7 +123,8 @@ TEST(Cli, PredictReproducesReferenceLogits) {
   for (const char* m : {"cnn", "mlp"}) {
     const Tensor reference = read_npy(kShared + "refs/" + m + "/logits.npy");
     for (const std::string suffix : {"_dynbatch.onnx", ".onnx"}) {
-      const CliRun r = sieve_cli("predict --json --top 3 " + kShared + "models/" + m + suffix + " " + kShared + "models/" + m + "_inputs.npy");
+      const CliRun r = sieve_cli("predict --json --top 3 " + kShared + "models/" + m + suffix + " " +
+                                 kShared + "models/" + m + "_inputs.npy");
       ASSERT_EQ(r.code, 0) << r.err;
       const auto j = nlohmann::json::parse(r.out);
       ASSERT_EQ(j["predictions"].size(), 16u);
@@ -142,18 +146,21 @@ TEST(Cli, ExplainWritesArraysAndPictures) {
   const fs::path out = temp("explain_out");
   fs::remove_all(out);
   const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
-  CliRun r = sieve_cli("explain " + model + " " + inputs + " --method gradient --out " + (out / "g.npy").string());
+  CliRun r =
+      sieve_cli("explain " + model + " " + inputs + " --method gradient --out " + (out / "g.npy").string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy((out / "g.npy").string()).shape(), (Shape{16, 1, 28, 28}));
-  r = sieve_cli("explain " + model + " " + inputs + " -m gradient -m integrated_gradients:steps=8 --target 3 --out " +
-                out.string() + " --grid " + (out / "grid.png").string());
+  r = sieve_cli("explain " + model + " " + inputs +
+                " -m gradient -m integrated_gradients:steps=8 --target 3 --out " + out.string() + " --grid " +
+                (out / "grid.png").string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(out / "cnn_inputs_0__gradient__class3.npy"));
   EXPECT_TRUE(fs::exists(out / "cnn_inputs_15__integrated_gradients_steps_8__class3.png"));
   const Image g = read_image((out / "grid.png").string());
   EXPECT_GT(g.width, 3 * 28);
   EXPECT_GT(g.height, 16 * 28);
-  r = sieve_cli("explain " + model + " " + inputs + " -m gradient --target all --out " + (out / "all.npy").string());
+  r = sieve_cli("explain " + model + " " + inputs + " -m gradient --target all --out " +
+                (out / "all.npy").string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy((out / "all.npy").string()).shape(), (Shape{16, 10, 1, 28, 28}));
 }
@@ -161,7 +168,8 @@ TEST(Cli, ExplainWritesArraysAndPictures) {
 TEST(Cli, MethodsListsEveryMethodWithDefaults) {
   const CliRun r = sieve_cli("methods");
   ASSERT_EQ(r.code, 0);
-  for (const char* m : {"gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "deconvnet", "guided_backprop"}) {
+  for (const char* m : {"gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "deconvnet",
+                        "guided_backprop"}) {
     EXPECT_NE(r.out.find(m), std::string::npos) << m;
   }
   EXPECT_NE(r.out.find("steps=32"), std::string::npos);
@@ -170,10 +178,15 @@ TEST(Cli, MethodsListsEveryMethodWithDefaults) {
 TEST(Cli, BadArgumentsGiveOneClearError) {
   const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
   const std::string out = temp("bad_args.npy").string();
-  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m no_such --out " + out), "unknown method 'no_such'");
-  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m integrated_gradients:steps=-3 --out " + out), "steps=-3");
-  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m gradient:foo=1 --out " + out), "no parameter 'foo'");
-  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m gradient --target 10 --out " + out), "target index 10 out of range");
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m no_such --out " + out),
+                     "unknown method 'no_such'");
+  expect_clear_error(
+      sieve_cli("explain " + model + " " + inputs + " -m integrated_gradients:steps=-3 --out " + out),
+      "steps=-3");
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m gradient:foo=1 --out " + out),
+                     "no parameter 'foo'");
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + " -m gradient --target 10 --out " + out),
+                     "target index 10 out of range");
   expect_clear_error(sieve_cli("predict " + model + " /no/such/file.npy"), "/no/such/file.npy");
   EXPECT_NE(sieve_cli("predict").code, 0);
 }
@@ -216,8 +229,20 @@ TEST(Cli, MalformedModelsAreRefused) {
   expect_clear_error(sieve_cli("info " + save(m, "cycle.onnx")), "cycle.onnx");
 
   m = relu_model();
-  m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(int64_t{1} << 40);
-  m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(int64_t{1} << 40);
+  m.mutable_graph()
+      ->mutable_input(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(1)
+      ->set_dim_value(int64_t{1} << 40);
+  m.mutable_graph()
+      ->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(1)
+      ->set_dim_value(int64_t{1} << 40);
   expect_clear_error(sieve_cli("info " + save(m, "huge_input.onnx")), "elements");
 
   m = relu_model();
@@ -234,7 +259,8 @@ TEST(Cli, MalformedInputsAreRefused) {
   const std::string model = kShared + "models/cnn_dynbatch.onnx ";
   // Wrong shape.
   write_npy(temp("wrong.npy").string(), Tensor(Shape{2, 3, 28, 28}));
-  expect_clear_error(sieve_cli("predict " + model + temp("wrong.npy").string()), "does not fit the model input");
+  expect_clear_error(sieve_cli("predict " + model + temp("wrong.npy").string()),
+                     "does not fit the model input");
   // NaN.
   Tensor nan_input(Shape{1, 1, 28, 28});
   nan_input[5] = std::nanf("");
@@ -249,9 +275,11 @@ TEST(Cli, MalformedInputsAreRefused) {
   write_png(temp("ok.png").string(), img);
   std::string png = read_bytes(temp("ok.png"));
   write_bytes(temp("corrupt.png"), png.substr(0, png.size() - 20));
-  expect_clear_error(sieve_cli("predict " + model + temp("corrupt.png").string() + " --color grayscale"), "corrupt PNG");
+  expect_clear_error(sieve_cli("predict " + model + temp("corrupt.png").string() + " --color grayscale"),
+                     "corrupt PNG");
   write_bytes(temp("corrupt.jpg"), std::string("\xff\xd8\xff\xe0", 4) + std::string(200, '\x11'));
-  expect_clear_error(sieve_cli("predict " + model + temp("corrupt.jpg").string() + " --color grayscale"), "corrupt JPEG");
+  expect_clear_error(sieve_cli("predict " + model + temp("corrupt.jpg").string() + " --color grayscale"),
+                     "corrupt JPEG");
   write_bytes(temp("text.png"), "hello, I am not an image\n");
   expect_clear_error(sieve_cli("predict " + model + temp("text.png").string()), "not a PNG or JPEG file");
 }

@@ -1,7 +1,8 @@
+#include "sieve/tensor.hpp"
+
 #include <gtest/gtest.h>
 
 #include "sieve/error.hpp"
-#include "sieve/tensor.hpp"
 
 namespace sieve {
 namespace {

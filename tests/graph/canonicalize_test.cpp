@@ -17,7 +17,8 @@ onnx::ValueInfoProto* declare(onnx::ValueInfoProto* v, const std::string& name, 
   return v;
 }
 
-onnx::NodeProto* node(onnx::GraphProto* g, const std::string& type, std::vector<std::string> in, std::vector<std::string> out) {
+onnx::NodeProto* node(onnx::GraphProto* g, const std::string& type, std::vector<std::string> in,
+                      std::vector<std::string> out) {
   auto* n = g->add_node();
   n->set_op_type(type);
   n->set_name(type + "_" + out[0]);
@@ -26,7 +27,8 @@ onnx::NodeProto* node(onnx::GraphProto* g, const std::string& type, std::vector<
   return n;
 }
 
-void initializer(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims, std::vector<float> values) {
+void initializer(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims,
+                 std::vector<float> values) {
   auto* t = g->add_initializer();
   t->set_name(name);
   t->set_data_type(onnx::TensorProto::FLOAT);

@@ -1,7 +1,8 @@
+#include "sieve/executor.hpp"
+
 #include <gtest/gtest.h>
 
 #include "sieve/error.hpp"
-#include "sieve/executor.hpp"
 #include "sieve/graph.hpp"
 #include "sieve/op_spec.hpp"
 

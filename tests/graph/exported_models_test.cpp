@@ -19,12 +19,14 @@ std::vector<Tensor> split(const Tensor& batch) {
   const int64_t n = batch.dim(0), per = batch.size() / n;
   Shape one = batch.shape();
   one[0] = 1;
-  for (int64_t i = 0; i < n; ++i) samples.emplace_back(one, std::span<const float>(batch.data() + i * per, static_cast<size_t>(per)));
+  for (int64_t i = 0; i < n; ++i)
+    samples.emplace_back(one, std::span<const float>(batch.data() + i * per, static_cast<size_t>(per)));
   return samples;
 }
 
 // Per sample: max |actual − expected| ≤ tol · max |expected|.
-void expect_close(const std::vector<Tensor>& actual, const Tensor& expected, double tol, const std::string& what) {
+void expect_close(const std::vector<Tensor>& actual, const Tensor& expected, double tol,
+                  const std::string& what) {
   const int64_t n = expected.dim(0), per = expected.size() / n;
   ASSERT_EQ(static_cast<int64_t>(actual.size()), n) << what;
   for (int64_t i = 0; i < n; ++i) {
@@ -32,7 +34,8 @@ void expect_close(const std::vector<Tensor>& actual, const Tensor& expected, dou
     double scale = 0.0, diff = 0.0;
     for (int64_t j = 0; j < per; ++j) {
       scale = std::max(scale, std::abs(static_cast<double>(expected[i * per + j])));
-      diff = std::max(diff, std::abs(static_cast<double>(actual[static_cast<size_t>(i)][j]) - expected[i * per + j]));
+      diff = std::max(
+          diff, std::abs(static_cast<double>(actual[static_cast<size_t>(i)][j]) - expected[i * per + j]));
     }
     EXPECT_LE(diff, tol * scale) << what << " sample " << i;
   }
@@ -50,10 +53,12 @@ TEST_P(ExportedModels, LogitsMatchPyTorchAndCanonicalizationPreservesOutputs) {
   const ModelCase& c = GetParam();
   const std::vector<Tensor> samples = split(read_npy(kModels + c.name + "_input.npy"));
   const Model model = Model::load(kModels + c.name + ".onnx");
-  expect_close(run_per_sample(model, samples), read_npy(kModels + c.name + "_logits.npy"), 1e-4, c.name + " logits");
+  expect_close(run_per_sample(model, samples), read_npy(kModels + c.name + "_logits.npy"), 1e-4,
+               c.name + " logits");
   for (const std::string& rewrite : c.rewrites) {
     bool found = false;
-    for (const std::string& done : model.report().canonicalizations) found = found || done.find(rewrite) != std::string::npos;
+    for (const std::string& done : model.report().canonicalizations)
+      found = found || done.find(rewrite) != std::string::npos;
     EXPECT_TRUE(found) << c.name << ": expected a canonicalization mentioning '" << rewrite << "'";
   }
   // Without any rewrite the graph computes the file's own output.
@@ -62,24 +67,30 @@ TEST_P(ExportedModels, LogitsMatchPyTorchAndCanonicalizationPreservesOutputs) {
   const Model unchanged = Model::load(kModels + c.name + ".onnx", raw);
   EXPECT_TRUE(unchanged.report().canonicalizations.empty());
   const std::string full = c.full_output.empty() ? c.name + "_logits.npy" : c.full_output;
-  expect_close(run_per_sample(unchanged, samples), read_npy(kModels + full), 1e-4, c.name + " without rewrites");
-  // Each rewrite alone keeps the output of the file (the softmax strip changes it by design, so it stays off).
+  expect_close(run_per_sample(unchanged, samples), read_npy(kModels + full), 1e-4,
+               c.name + " without rewrites");
+  // Each rewrite alone keeps the output of the file (the softmax strip changes it by design, so it stays
+  // off).
   for (int k = 0; k < 3; ++k) {
     LoadOptions one = raw;
-    (k == 0 ? one.canonicalize.fold_batchnorm : k == 1 ? one.canonicalize.remove_identity : one.canonicalize.fold_zero_pad) = true;
-    expect_close(run_per_sample(Model::load(kModels + c.name + ".onnx", one), samples), read_npy(kModels + full), 1e-4,
-                 c.name + " with rewrite " + std::to_string(k));
+    (k == 0   ? one.canonicalize.fold_batchnorm
+     : k == 1 ? one.canonicalize.remove_identity
+              : one.canonicalize.fold_zero_pad) = true;
+    expect_close(run_per_sample(Model::load(kModels + c.name + ".onnx", one), samples),
+                 read_npy(kModels + full), 1e-4, c.name + " with rewrite " + std::to_string(k));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Torch, ExportedModels,
-                         ::testing::Values(ModelCase{"mlp", "", {}}, ModelCase{"mlp_opset9", "", {}},
-                                           ModelCase{"vgg_small", "vgg_small_probs.npy", {"stripped final Softmax"}},
-                                           ModelCase{"resnet_small", "", {"folded BatchNormalization"}},
-                                           ModelCase{"conv1d", "", {}},
-                                           ModelCase{"mobilenet_small", "", {"folded BatchNormalization"}},
-                                           ModelCase{"ops_mix", "ops_mix_output.npy", {"merged zero Pad", "stripped final LogSoftmax"}}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Torch, ExportedModels,
+    ::testing::Values(ModelCase{"mlp", "", {}}, ModelCase{"mlp_opset9", "", {}},
+                      ModelCase{"vgg_small", "vgg_small_probs.npy", {"stripped final Softmax"}},
+                      ModelCase{"resnet_small", "", {"folded BatchNormalization"}},
+                      ModelCase{"conv1d", "", {}},
+                      ModelCase{"mobilenet_small", "", {"folded BatchNormalization"}},
+                      ModelCase{
+                          "ops_mix", "ops_mix_output.npy", {"merged zero Pad", "stripped final LogSoftmax"}}),
+    [](const auto& info) { return info.param.name; });
 
 TEST(ExportedModels, FoldsEveryBatchNormalization) {
   for (const char* name : {"resnet_small", "mobilenet_small"}) {

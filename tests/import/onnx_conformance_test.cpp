@@ -43,12 +43,20 @@ onnx::TensorProto read_tensor(const fs::path& p) {
   return t;
 }
 
-bool is_float32(int32_t type) { return type == onnx::TensorProto::FLOAT; }
+bool is_float32(int32_t type) {
+  return type == onnx::TensorProto::FLOAT;
+}
 bool is_parameter_type(int32_t type) {
   switch (type) {
-    case onnx::TensorProto::INT64: case onnx::TensorProto::INT32: case onnx::TensorProto::INT16:
-    case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: case onnx::TensorProto::UINT16:
-    case onnx::TensorProto::UINT32: case onnx::TensorProto::UINT64: case onnx::TensorProto::BOOL:
+    case onnx::TensorProto::INT64:
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::UINT64:
+    case onnx::TensorProto::BOOL:
       return true;
     default:
       return false;
@@ -66,7 +74,9 @@ std::vector<fs::path> sorted_files(const fs::path& dir, const std::string& prefi
     if (e.path().filename().string().rfind(prefix, 0) == 0) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
-    auto index = [](const fs::path& p) { return std::stoi(p.stem().string().substr(p.stem().string().find('_') + 1)); };
+    auto index = [](const fs::path& p) {
+      return std::stoi(p.stem().string().substr(p.stem().string().find('_') + 1));
+    };
     return index(a) < index(b);
   });
   return files;
@@ -74,34 +84,41 @@ std::vector<fs::path> sorted_files(const fs::path& dir, const std::string& prefi
 
 Outcome run_case(const fs::path& dir) {
   onnx::ModelProto model;
-  if (!model.ParseFromString(read_bytes(dir / "model.onnx"))) return {Outcome::excluded, "model.onnx does not parse"};
+  if (!model.ParseFromString(read_bytes(dir / "model.onnx")))
+    return {Outcome::excluded, "model.onnx does not parse"};
   std::set<std::string> ops;
   for (const auto& n : model.graph().node()) {
     if (n.op_type() == "Constant") continue;
-    if (!is_supported_op(n.op_type()) || !(n.domain().empty() || n.domain() == "ai.onnx")) return {Outcome::not_supported_op, n.op_type()};
+    if (!is_supported_op(n.op_type()) || !(n.domain().empty() || n.domain() == "ai.onnx"))
+      return {Outcome::not_supported_op, n.op_type()};
     ops.insert(n.op_type());
   }
   if (ops.empty()) return {Outcome::not_supported_op, "Constant only"};
   // Ops whose results on integer data are exact in float32 (they move or compare values, no arithmetic).
-  static const std::set<std::string> exact = {"Shape", "Gather", "Cast", "ConstantOfShape", "Slice", "Range", "Where",
-                                              "Expand", "Equal", "Reshape", "Squeeze", "Unsqueeze", "Concat",
-                                              "Flatten", "Transpose", "Identity", "Dropout", "Pad"};
-  const bool all_exact = std::all_of(ops.begin(), ops.end(), [](const std::string& op) { return exact.count(op) != 0; });
+  static const std::set<std::string> exact = {
+      "Shape",  "Gather",  "Cast",      "ConstantOfShape", "Slice",   "Range",
+      "Where",  "Expand",  "Equal",     "Reshape",         "Squeeze", "Unsqueeze",
+      "Concat", "Flatten", "Transpose", "Identity",        "Dropout", "Pad"};
+  const bool all_exact =
+      std::all_of(ops.begin(), ops.end(), [](const std::string& op) { return exact.count(op) != 0; });
   for (const auto& io : {model.graph().input(), model.graph().output()}) {
     for (const auto& v : io) {
-      if (!v.type().has_tensor_type()) return {Outcome::excluded, "non-tensor (sequence/optional) input or output"};
+      if (!v.type().has_tensor_type())
+        return {Outcome::excluded, "non-tensor (sequence/optional) input or output"};
       const int32_t t = v.type().tensor_type().elem_type();
       if (is_float32(t)) continue;
       const bool max_pool_indices = ops == std::set<std::string>{"MaxPool"} && t == onnx::TensorProto::INT64;
       if (!is_parameter_type(t) || !(all_exact || max_pool_indices)) {
-        return {Outcome::excluded, "values of type " + onnx_import::type_name(t) + " (sieve computes in float32)"};
+        return {Outcome::excluded,
+                "values of type " + onnx_import::type_name(t) + " (sieve computes in float32)"};
       }
     }
   }
 
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
+    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0)
+      sets.push_back(e.path());
   }
   std::sort(sets.begin(), sets.end());
   if (sets.empty()) return {Outcome::excluded, "no test data"};
@@ -130,7 +147,8 @@ Outcome run_case(const fs::path& dir) {
       } else if (is_float32(t.data_type())) {
         inputs.push_back(onnx_import::tensor_from_proto(t, input_files[i].string()));
       } else {
-        return {Outcome::excluded, "input of type " + onnx_import::type_name(t.data_type()) + " (sieve computes in float32)"};
+        return {Outcome::excluded,
+                "input of type " + onnx_import::type_name(t.data_type()) + " (sieve computes in float32)"};
       }
     }
     // Before IR version 4 every initializer must also be declared as a graph input.
@@ -142,7 +160,8 @@ Outcome run_case(const fs::path& dir) {
     for (const fs::path& f : output_files) {
       const onnx::TensorProto t = read_tensor(f);
       if (!is_float32(t.data_type()) && !is_parameter_type(t.data_type())) {
-        return {Outcome::excluded, "output of type " + onnx_import::type_name(t.data_type()) + " (sieve computes in float32)"};
+        return {Outcome::excluded,
+                "output of type " + onnx_import::type_name(t.data_type()) + " (sieve computes in float32)"};
       }
     }
     std::string bytes;
@@ -167,18 +186,22 @@ Outcome run_case(const fs::path& dir) {
     }
     if (outputs.size() < output_files.size()) return {Outcome::failed, "fewer outputs than expected"};
     for (size_t k = 0; k < output_files.size(); ++k) {
-      const Tensor expected = onnx_import::tensor_from_proto(read_tensor(output_files[k]), output_files[k].string());
+      const Tensor expected =
+          onnx_import::tensor_from_proto(read_tensor(output_files[k]), output_files[k].string());
       const Tensor& actual = outputs[k];
       if (actual.size() != expected.size() ||
           (actual.shape() != expected.shape() && !(expected.rank() == 0 && actual.size() == 1))) {
-        return {Outcome::failed, "output " + std::to_string(k) + " shape " + to_string(actual.shape()) + " != expected " + to_string(expected.shape())};
+        return {Outcome::failed, "output " + std::to_string(k) + " shape " + to_string(actual.shape()) +
+                                     " != expected " + to_string(expected.shape())};
       }
       for (int64_t i = 0; i < expected.size(); ++i) {
         const float e = expected[i], a = actual[i];
-        const bool ok = std::isnan(e) ? std::isnan(a) : std::abs(a - e) <= 1e-5f + 1e-3f * std::abs(e) || a == e;
+        const bool ok =
+            std::isnan(e) ? std::isnan(a) : std::abs(a - e) <= 1e-5f + 1e-3f * std::abs(e) || a == e;
         if (!ok) {
           std::ostringstream s;
-          s << set.filename().string() << " output " << k << " element " << i << ": " << a << " != expected " << e;
+          s << set.filename().string() << " output " << k << " element " << i << ": " << a << " != expected "
+            << e;
           return {Outcome::failed, s.str()};
         }
       }
@@ -207,15 +230,24 @@ TEST(OnnxConformance, EverySupportedOperatorTestPasses) {
         o = {Outcome::failed, e.what()};
       }
       switch (o.kind) {
-        case Outcome::passed: ++passed; break;
-        case Outcome::not_supported_op: ++unsupported; break;
-        case Outcome::excluded: excluded[id] = o.detail; break;
-        case Outcome::failed: failed[id] = o.detail; break;
+        case Outcome::passed:
+          ++passed;
+          break;
+        case Outcome::not_supported_op:
+          ++unsupported;
+          break;
+        case Outcome::excluded:
+          excluded[id] = o.detail;
+          break;
+        case Outcome::failed:
+          failed[id] = o.detail;
+          break;
       }
     }
   }
-  std::cout << "ONNX conformance: " << passed << " passed, " << failed.size() << " failed, " << excluded.size()
-            << " excluded, " << unsupported << " not applicable (operator not supported by sieve)\n";
+  std::cout << "ONNX conformance: " << passed << " passed, " << failed.size() << " failed, "
+            << excluded.size() << " excluded, " << unsupported
+            << " not applicable (operator not supported by sieve)\n";
   for (const auto& [id, why] : excluded) std::cout << "  excluded " << id << ": " << why << "\n";
   for (const auto& [id, why] : failed) ADD_FAILURE() << id << ": " << why;
   EXPECT_GT(passed, 100);

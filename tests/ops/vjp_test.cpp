@@ -42,7 +42,8 @@ Tensor distinct_tensor(const Shape& shape, std::mt19937& rng) {
   std::vector<int> order(static_cast<size_t>(t.size()));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
   std::shuffle(order.begin(), order.end(), rng);
-  for (int64_t i = 0; i < t.size(); ++i) t[i] = 0.1f * static_cast<float>(order[static_cast<size_t>(i)]) - 5.0f;
+  for (int64_t i = 0; i < t.size(); ++i)
+    t[i] = 0.1f * static_cast<float>(order[static_cast<size_t>(i)]) - 5.0f;
   return t;
 }
 
@@ -79,7 +80,8 @@ void check(const VjpCase& c) {
   for (size_t k = 1; k < outputs.size(); ++k) grads_out.emplace_back();
   std::unique_ptr<bool[]> wanted(new bool[c.inputs.size()]);
   for (size_t i = 0; i < c.inputs.size(); ++i) wanted[i] = c.inputs[i].differentiable;
-  const VjpArgs args{inputs, shapes, outputs, grads_out, std::span<const bool>(wanted.get(), c.inputs.size())};
+  const VjpArgs args{inputs, shapes, outputs, grads_out,
+                     std::span<const bool>(wanted.get(), c.inputs.size())};
   const std::vector<Tensor> grads = op->vjp(args);
   for (size_t i = 0; i < c.inputs.size(); ++i) {
     if (!c.inputs[i].differentiable) continue;
@@ -103,7 +105,9 @@ std::vector<VjpCase> cases() {
   std::vector<VjpCase> v;
   auto r = [&](const Shape& s, float away = 0.0f) { return random_tensor(s, rng, away); };
   auto constant = [](Tensor t) { return Input{std::move(t), false}; };
-  auto ints = [](std::vector<float> values) { return Input{Tensor(Shape{static_cast<int64_t>(values.size())}, values), false}; };
+  auto ints = [](std::vector<float> values) {
+    return Input{Tensor(Shape{static_cast<int64_t>(values.size())}, values), false};
+  };
 
   {  // Conv 2-D: stride, asymmetric pads, dilation, groups; gradients for x, W and b.
     OpSpec s = spec("Conv", 3);
@@ -164,15 +168,17 @@ std::vector<VjpCase> cases() {
     v.push_back({"max_pool", s, {{distinct_tensor({2, 2, 5, 6}, rng)}}});
   }
   v.push_back({"global_max_pool", spec("GlobalMaxPool", 1), {{distinct_tensor({2, 3, 4, 4}, rng)}}});
-  v.push_back({"batchnorm", spec("BatchNormalization", 5),
-               {{r({2, 3, 4})}, constant(r({3})), constant(r({3})), constant(r({3})), constant(Tensor({3}, 0.5f))}});
+  v.push_back(
+      {"batchnorm",
+       spec("BatchNormalization", 5),
+       {{r({2, 3, 4})}, constant(r({3})), constant(r({3})), constant(r({3})), constant(Tensor({3}, 0.5f))}});
   for (const char* act : {"Relu", "LeakyRelu", "Elu"}) v.push_back({act, spec(act, 1), {{r({3, 7}, 0.1f)}}});
   for (const char* act : {"Sigmoid", "Tanh"}) v.push_back({act, spec(act, 1), {{r({3, 7})}}, 1e-3});
   {
     OpSpec s = spec("Clip", 1, 9);
     s.attributes.set("min", -0.5f);
     s.attributes.set("max", 0.6f);
-    Tensor x = distinct_tensor({4, 5}, rng);  // steps of 0.1 never reach -0.5 or 0.6 exactly...
+    Tensor x = distinct_tensor({4, 5}, rng);     // steps of 0.1 never reach -0.5 or 0.6 exactly...
     for (float& val : x.values()) val += 0.05f;  // ...once shifted off the grid
     v.push_back({"clip", s, {{x}}, 1e-3});
   }
@@ -204,17 +210,24 @@ std::vector<VjpCase> cases() {
   }
   v.push_back({"squeeze", spec("Squeeze", 2), {{r({2, 1, 3})}, ints({1})}});
   v.push_back({"unsqueeze", spec("Unsqueeze", 2), {{r({2, 3})}, ints({0, 3})}});
-  v.push_back({"pad", spec("Pad", 3), {{r({2, 3, 4})}, ints({0, 1, -1, 0, 2, 1}), constant(Tensor(Shape{}, 0.5f))}});
+  v.push_back(
+      {"pad", spec("Pad", 3), {{r({2, 3, 4})}, ints({0, 1, -1, 0, 2, 1}), constant(Tensor(Shape{}, 0.5f))}});
   v.push_back({"identity", spec("Identity", 1), {{r({3, 4})}}});
   v.push_back({"dropout", spec("Dropout", 1, 13, 2), {{r({3, 4})}}});
   {
     OpSpec s = spec("Gather", 2);
     s.attributes.set("axis", int64_t{1});
-    v.push_back({"gather", s, {{r({2, 4, 3})}, Input{Tensor(Shape{2, 2}, std::vector<float>{0, -1, 2, 0}), false}}});
+    v.push_back(
+        {"gather", s, {{r({2, 4, 3})}, Input{Tensor(Shape{2, 2}, std::vector<float>{0, -1, 2, 0}), false}}});
   }
-  v.push_back({"slice", spec("Slice", 5), {{r({3, 6, 4})}, ints({5, 1}), ints({0, -1}), ints({1, 2}), ints({-2, 1})}});
+  v.push_back({"slice",
+               spec("Slice", 5),
+               {{r({3, 6, 4})}, ints({5, 1}), ints({0, -1}), ints({1, 2}), ints({-2, 1})}});
   v.push_back({"expand", spec("Expand", 2), {{r({3, 1})}, ints({2, 3, 4})}});
-  v.push_back({"where", spec("Where", 3), {Input{Tensor(Shape{1, 4}, std::vector<float>{1, 0, 0, 1}), false}, {r({3, 4})}, {r({3, 1})}}});
+  v.push_back(
+      {"where",
+       spec("Where", 3),
+       {Input{Tensor(Shape{1, 4}, std::vector<float>{1, 0, 0, 1}), false}, {r({3, 4})}, {r({3, 1})}}});
   {
     OpSpec s = spec("Cast", 1);
     s.attributes.set("to", int64_t{1});

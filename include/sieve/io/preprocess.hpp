@@ -25,7 +25,8 @@ struct InputRange {
 };
 
 // An image as a model input [1, C, H, W]: resized to H×W, converted to the color order, normalized.
-Tensor image_to_tensor(const Image& image, const Preprocessing& p, int64_t channels, int64_t height, int64_t width);
+Tensor image_to_tensor(const Image& image, const Preprocessing& p, int64_t channels, int64_t height,
+                       int64_t width);
 // Normalizes raw values (e.g. IDX bytes) laid out [C, ...] in place.
 void normalize_raw(Tensor& values, const Preprocessing& p, int64_t channels);
 InputRange input_range(const Preprocessing& p, int64_t channels);
