@@ -65,20 +65,31 @@ void check_conv_operands(const std::string& where, const Shape& x, const Shape& 
   }
 }
 
-class ConvOp : public LinearOp {
+// Conv and ConvTranspose: inputs X, W and an optional bias B, attributes of a sliding window.
+class ConvolutionOp : public LinearOp {
  public:
-  ConvOp(const OpSpec& spec) : where_(spec.where()), window_(WindowAttributes::read(spec, false)) {
+  explicit ConvolutionOp(const OpSpec& spec)
+      : where_(spec.where()), window_(WindowAttributes::read(spec, false)) {
     group_ = spec.attributes.get_int("group", 1);
     if (group_ <= 0) spec.fail("group must be positive");
   }
-  std::string_view type() const override { return "Conv"; }
-
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 3, where_);
     return {apply(inputs[0], inputs[1], optional_input(inputs, 2))};
   }
   Tensor weight(std::span<const Tensor> inputs) const override { return inputs[1]; }
   Tensor bias(std::span<const Tensor> inputs) const override { return optional_input(inputs, 2); }
+
+ protected:
+  std::string where_;
+  WindowAttributes window_;
+  int64_t group_ = 1;
+};
+
+class ConvOp : public ConvolutionOp {
+ public:
+  using ConvolutionOp::ConvolutionOp;
+  std::string_view type() const override { return "Conv"; }
 
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
     kernels::ConvGeometry g;
@@ -134,28 +145,15 @@ class ConvOp : public LinearOp {
     }
     return y;
   }
-
-  std::string where_;
-  WindowAttributes window_;
-  int64_t group_ = 1;
 };
 
-class ConvTransposeOp : public LinearOp {
+class ConvTransposeOp : public ConvolutionOp {
  public:
-  ConvTransposeOp(const OpSpec& spec) : where_(spec.where()), window_(WindowAttributes::read(spec, false)) {
-    group_ = spec.attributes.get_int("group", 1);
-    if (group_ <= 0) spec.fail("group must be positive");
+  explicit ConvTransposeOp(const OpSpec& spec) : ConvolutionOp(spec) {
     output_padding_ = spec.attributes.get_ints("output_padding");
     output_shape_ = spec.attributes.get_ints("output_shape");
   }
   std::string_view type() const override { return "ConvTranspose"; }
-
-  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
-    expect_inputs(inputs, 2, 3, where_);
-    return {apply(inputs[0], inputs[1], optional_input(inputs, 2))};
-  }
-  Tensor weight(std::span<const Tensor> inputs) const override { return inputs[1]; }
-  Tensor bias(std::span<const Tensor> inputs) const override { return optional_input(inputs, 2); }
 
   // y = convᵀ(x): x plays the convolution's output, y its input.
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
@@ -257,9 +255,6 @@ class ConvTransposeOp : public LinearOp {
     return core;
   }
 
-  std::string where_;
-  WindowAttributes window_;
-  int64_t group_ = 1;
   std::vector<int64_t> output_padding_, output_shape_;
 };
 

@@ -31,7 +31,18 @@ Tensor strided_copy(const Tensor& x, const std::vector<int64_t>& start, const st
   return y;
 }
 
-class FlattenOp : public Op {
+// Ops whose output is their first input with another shape: the gradient is reshaped back.
+class ReshapingOp : public Op {
+ public:
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
+};
+
+class FlattenOp : public ReshapingOp {
  public:
   FlattenOp(const OpSpec& spec) : where_(spec.where()), axis_(spec.attributes.get_int("axis", 1)) {}
   std::string_view type() const override { return "Flatten"; }
@@ -44,19 +55,12 @@ class FlattenOp : public Op {
     return {x.reshaped({outer, outer == 0 ? 0 : x.size() / outer})};
   }
 
-  std::vector<Tensor> vjp(const VjpArgs& a) const override {
-    std::vector<Tensor> grads(a.inputs.size());
-    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
-    return grads;
-  }
-  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
-
  private:
   std::string where_;
   int64_t axis_;
 };
 
-class ReshapeOp : public Op {
+class ReshapeOp : public ReshapingOp {
  public:
   ReshapeOp(const OpSpec& spec)
       : where_(spec.where()), allow_zero_(spec.attributes.get_int("allowzero", 0) != 0) {
@@ -96,13 +100,6 @@ class ReshapeOp : public Op {
     }
     return {x.reshaped(dims)};
   }
-
-  std::vector<Tensor> vjp(const VjpArgs& a) const override {
-    std::vector<Tensor> grads(a.inputs.size());
-    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
-    return grads;
-  }
-  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
 
  private:
   std::string where_;
@@ -244,7 +241,7 @@ class ConcatOp : public Op {
 };
 
 // Squeeze / Unsqueeze; axes come from an attribute before opset 13 and from an input after.
-class SqueezeOp : public Op {
+class SqueezeOp : public ReshapingOp {
  public:
   SqueezeOp(const OpSpec& spec)
       : where_(spec.where()), type_(spec.op_type), axes_from_input_(spec.opset >= 13) {
@@ -261,13 +258,6 @@ class SqueezeOp : public Op {
       throw Error(where_ + ": input 'axes' is required");
     return {x.reshaped(type_ == "Squeeze" ? squeezed(x.shape(), axes) : unsqueezed(x.shape(), axes))};
   }
-
-  std::vector<Tensor> vjp(const VjpArgs& a) const override {
-    std::vector<Tensor> grads(a.inputs.size());
-    if (!a.grad_outputs[0].empty() && a.wanted[0]) grads[0] = a.grad_outputs[0].reshaped(a.input_shapes[0]);
-    return grads;
-  }
-  VjpReads vjp_reads(size_t n, size_t) const override { return {std::vector<bool>(n, false), {false}}; }
 
  private:
   Shape squeezed(const Shape& s, std::vector<int64_t> axes) const {
