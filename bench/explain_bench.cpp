@@ -6,24 +6,14 @@
 #include <benchmark/benchmark.h>
 
 #include <iostream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "random_input.hpp"
 #include "sieve/analyzer.hpp"
 
 namespace {
-
-sieve::Tensor random_input(const sieve::Shape& declared, int64_t batch) {
-  sieve::Shape shape = declared;
-  shape[0] = batch;
-  sieve::Tensor t = sieve::Tensor::uninitialized(shape);
-  std::mt19937 rng(0);
-  std::normal_distribution<float> normal;
-  for (float& v : t.values()) v = normal(rng);
-  return t;
-}
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> parts;

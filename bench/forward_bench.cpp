@@ -5,25 +5,11 @@
 #include <benchmark/benchmark.h>
 
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "random_input.hpp"
 #include "sieve/model.hpp"
-
-namespace {
-
-sieve::Tensor random_input(const sieve::Shape& declared, int64_t batch) {
-  sieve::Shape shape = declared;
-  shape[0] = batch;
-  sieve::Tensor t = sieve::Tensor::uninitialized(shape);
-  std::mt19937 rng(0);
-  std::normal_distribution<float> normal;
-  for (float& v : t.values()) v = normal(rng);
-  return t;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
