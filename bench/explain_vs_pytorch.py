@@ -101,7 +101,9 @@ def main():
                                                 ("vgg16", vgg_path, vgg, (3, 224, 224), 4)]:
             out = subprocess.run([binary, f"{path}:{batch}", "--benchmark_format=json"], check=True,
                                  capture_output=True, text=True, env=env)
-            sieve = {b["name"].rsplit("/", 1)[1]: b["real_time"] for b in json.loads(out.stdout)["benchmarks"]}
+            # Names are PATH/batch:B/METHOD/min_time:…/real_time.
+            sieve = {b["name"].split("/batch:")[1].split("/")[1]: b["real_time"]
+                     for b in json.loads(out.stdout)["benchmarks"]}
             pt = torch_times(model, torch.randn(batch, *shape))
             for method in ("gradient", "integrated_gradients"):
                 rows.append({"model": name, "batch": batch, "method": method, "sieve_ms": sieve[method],
