@@ -14,7 +14,8 @@ struct Trace {
 };
 
 // Runs a graph forward, batched over the leading dimension of the inputs. Each intermediate value is
-// released right after its last consumer ran, unless the caller asked to keep it in the trace.
+// released right after its last consumer ran, unless the caller asked to keep it in the trace. An op
+// whose output only a Relu reads runs fused with it unless that output is to be kept.
 class Executor {
  public:
   explicit Executor(const Graph& graph);
@@ -25,7 +26,10 @@ class Executor {
 
  private:
   const Graph& graph_;
-  std::vector<int> last_use_;  // per value: index of the last node reading it (-1: none; outputs never freed)
+  std::vector<int> last_use_;
+  // Per node: the index of the Relu fused into it (the only reader of its output), or -1.
+  std::vector<int>
+      fused_relu_;  // per value: index of the last node reading it (-1: none; outputs never freed)
 };
 
 }  // namespace sieve

@@ -39,6 +39,10 @@ class Op {
   virtual std::vector<Tensor> forward(std::span<const Tensor> inputs) const = 0;
   // Non-null for the ops that are linear in their first input (see LinearOp).
   virtual const LinearOp* as_linear() const { return nullptr; }
+  // True when forward_relu computes relu(forward(inputs)) in one pass, so an executor can fuse the op
+  // with a Relu that is the only reader of its output.
+  virtual bool fuses_relu() const { return false; }
+  virtual std::vector<Tensor> forward_relu(std::span<const Tensor> inputs) const;
 
   // Gradients of ⟨outputs, grad_outputs⟩ with respect to each wanted input (an empty tensor where no
   // gradient flows, e.g. into shapes or indices). The default says the op has no gradient.

@@ -6,8 +6,22 @@
 
 namespace sieve {
 
-Executor::Executor(const Graph& graph) : graph_(graph), last_use_(graph.values().size(), -1) {
+Executor::Executor(const Graph& graph)
+    : graph_(graph), last_use_(graph.values().size(), -1), fused_relu_(graph.nodes().size(), -1) {
   const auto& nodes = graph.nodes();
+  const std::vector<int> uses = graph.use_counts();
+  std::vector<int> reader(graph.values().size(), -1);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (ValueId v : nodes[n].inputs) {
+      if (v >= 0) reader[static_cast<size_t>(v)] = static_cast<int>(n);
+    }
+  }
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    if (!nodes[n].op->fuses_relu() || nodes[n].outputs.size() != 1 || nodes[n].outputs[0] < 0) continue;
+    const size_t v = static_cast<size_t>(nodes[n].outputs[0]);
+    const int r = reader[v];
+    if (uses[v] == 1 && r >= 0 && nodes[static_cast<size_t>(r)].spec.op_type == "Relu") fused_relu_[n] = r;
+  }
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (ValueId v : nodes[n].inputs) {
       if (v >= 0) last_use_[static_cast<size_t>(v)] = static_cast<int>(n);
@@ -39,8 +53,11 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
   }
   const auto& nodes = graph_.nodes();
   std::vector<Tensor> args;
+  std::vector<bool> done(nodes.size(), false);  // Relu nodes already computed by a fused producer
   for (size_t n = 0; n < nodes.size(); ++n) {
+    if (done[n]) continue;
     const Node& node = nodes[n];
+    const int relu = fused_relu_[n] >= 0 && !kept(node.outputs[0]) ? fused_relu_[n] : -1;
     args.clear();
     for (ValueId v : node.inputs) {
       if (v >= 0 && values[static_cast<size_t>(v)].empty() && !graph_.value(v).is_constant()) {
@@ -52,12 +69,20 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
     while (!args.empty() && args.back().empty() && node.inputs[args.size() - 1] < 0) args.pop_back();
     std::vector<Tensor> outputs;
     try {
-      outputs = node.op->forward(args);
+      outputs = relu >= 0 ? node.op->forward_relu(args) : node.op->forward(args);
     } catch (const Error& e) {
       const std::string message = e.what();
       throw Error(message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message);
     } catch (const dnnl::error& e) {
       throw Error(node.spec.where() + ": oneDNN: " + e.what());
+    }
+    if (relu >= 0) {
+      // The op's own output never exists; the Relu's output takes the fused result.
+      const ValueId pre = node.outputs[0], post = nodes[static_cast<size_t>(relu)].outputs[0];
+      shapes[static_cast<size_t>(pre)] = shapes[static_cast<size_t>(post)] = outputs[0].shape();
+      values[static_cast<size_t>(post)] = std::move(outputs[0]);
+      done[static_cast<size_t>(relu)] = true;
+      outputs.clear();
     }
     for (size_t k = 0; k < node.outputs.size() && k < outputs.size(); ++k) {
       if (node.outputs[k] < 0) continue;

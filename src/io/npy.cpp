@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "sieve/error.hpp"
@@ -43,6 +42,25 @@ float convert(const std::string& descr, const char* p) {
   return static_cast<float>(static_cast<uint8_t>(*p));
 }
 
+// The value of `key` in the header's Python dict literal: a quoted string without its quotes, a
+// parenthesized tuple without its parentheses, or a bare word.
+std::string header_value(const std::string& header, const std::string& key, const std::string& path) {
+  size_t pos = header.find("'" + key + "'");
+  if (pos == std::string::npos) throw Error(path + ": .npy header without '" + key + "'");
+  pos = header.find(':', pos);
+  if (pos == std::string::npos) throw Error(path + ": corrupt .npy header");
+  pos = header.find_first_not_of(" \t", pos + 1);
+  if (pos == std::string::npos) throw Error(path + ": corrupt .npy header");
+  const char open = header[pos];
+  if (open == '\'' || open == '(') {
+    const size_t end = header.find(open == '(' ? ')' : '\'', pos + 1);
+    if (end == std::string::npos) throw Error(path + ": corrupt .npy header");
+    return header.substr(pos + 1, end - pos - 1);
+  }
+  const size_t end = header.find_first_of(",} \t", pos);
+  return header.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+}
+
 }  // namespace
 
 Tensor read_npy(const std::string& path) {
@@ -67,21 +85,16 @@ Tensor read_npy(const std::string& path) {
   std::string header(header_len, '\0');
   in.read(header.data(), header_len);
 
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
-    throw Error(path + ": .npy header without 'descr'");
-  const std::string descr = m[1];
+  const std::string descr = header_value(header, "descr", path);
   const size_t size = item_size(descr);
-  if (size == 0)
-    throw Error(path + ": unsupported dtype '" + descr +
-                "' (float32, float64, uint8, int32, int64 are read)");
-  if (!std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
-    throw Error(path + ": .npy header without 'fortran_order'");
-  if (m[1] == "True") throw Error(path + ": Fortran-ordered arrays are not supported (save with C order)");
-  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")))
-    throw Error(path + ": .npy header without 'shape'");
+  if (size == 0) {
+    throw Error(path + ": unsupported dtype '" + descr + "' (float32, float64, uint8, int32, int64 are read)");
+  }
+  const std::string order = header_value(header, "fortran_order", path);
+  if (order == "True") throw Error(path + ": Fortran-ordered arrays are not supported (save with C order)");
+  if (order != "False") throw Error(path + ": bad fortran_order '" + order + "' in the .npy header");
   Shape shape;
-  std::stringstream dims(m[1]);
+  std::stringstream dims(header_value(header, "shape", path));
   std::string item;
   while (std::getline(dims, item, ',')) {
     item.erase(0, item.find_first_not_of(" \t"));

@@ -89,17 +89,16 @@ class ConvolutionOp : public LinearOp {
 class ConvOp : public ConvolutionOp {
  public:
   using ConvolutionOp::ConvolutionOp;
+
+  bool fuses_relu() const override { return true; }
+  std::vector<Tensor> forward_relu(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 2, 3, where_);
+    return {convolve(inputs[0], inputs[1], optional_input(inputs, 2), true)};
+  }
   std::string_view type() const override { return "Conv"; }
 
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
-    kernels::ConvGeometry g;
-    const Shape y_shape = plan(x.shape(), w.shape(), g);
-    if (!b.empty() && (b.rank() != 1 || b.dim(0) != w.dim(0))) {
-      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " +
-                  std::to_string(w.dim(0)) + " output channels");
-    }
-    if (element_count(y_shape) == 0 || x.size() == 0) return Tensor(y_shape);
-    return kernels::conv_forward(g, x, w, b, y_shape);
+    return convolve(x, w, b, false);
   }
   Tensor apply_transpose(const Tensor& dy, const Tensor& w, const Shape& x_shape) const override {
     kernels::ConvGeometry g;
@@ -121,6 +120,17 @@ class ConvOp : public ConvolutionOp {
   }
 
  private:
+  Tensor convolve(const Tensor& x, const Tensor& w, const Tensor& b, bool relu) const {
+    kernels::ConvGeometry g;
+    const Shape y_shape = plan(x.shape(), w.shape(), g);
+    if (!b.empty() && (b.rank() != 1 || b.dim(0) != w.dim(0))) {
+      throw Error(where_ + ": bias shape " + to_string(b.shape()) + " does not match " +
+                  std::to_string(w.dim(0)) + " output channels");
+    }
+    if (element_count(y_shape) == 0 || x.size() == 0) return Tensor(y_shape);
+    return kernels::conv_forward(g, x, w, b, y_shape, relu);
+  }
+
   // Geometry and output shape for input x_shape and weights w_shape.
   Shape plan(const Shape& x, const Shape& w, kernels::ConvGeometry& g) const {
     check_conv_operands(where_, x, w, group_, "input");

@@ -144,26 +144,33 @@ Shape dnnl_weight_shape(const ConvGeometry& g, const Shape& w) {
 
 dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvGeometry& g, const Shape& x,
                                                           const Shape& w, bool with_bias, const Shape& y,
-                                                          dnnl::prop_kind prop) {
+                                                          dnnl::prop_kind prop, bool relu = false) {
   static PdCache<dnnl::convolution_forward::primitive_desc> cache;
   const Shape wd = dnnl_weight_shape(g, w);
-  const std::vector<int64_t> flags{with_bias ? 1 : 0, static_cast<int64_t>(prop)};
+  const std::vector<int64_t> flags{with_bias ? 1 : 0, static_cast<int64_t>(prop), relu ? 1 : 0};
   return cache.get(
       key_of("conv", {&x, &wd, &y, &g.strides, &g.dilations, &g.pad_begin, &g.pad_end, &flags}), [&] {
         const memory::desc bias = with_bias ? memory::desc({w[0]}, dt::f32, tag::a) : memory::desc();
         dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_md(x), any_md(wd),
                                           bias, any_md(y), dims_of(g.strides), dnnl_dilations(g),
                                           dims_of(g.pad_begin), dims_of(g.pad_end));
-        return dnnl::convolution_forward::primitive_desc(d, engine());
+        dnnl::primitive_attr attr;
+        if (relu) {
+          dnnl::post_ops ops;
+          ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+          attr.set_post_ops(ops);
+        }
+        return dnnl::convolution_forward::primitive_desc(d, attr, engine());
       });
 }
 
 }  // namespace
 
 Tensor conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b,
-                    const Shape& y_shape) {
+                    const Shape& y_shape, bool relu) {
   const bool with_bias = !b.empty();
-  auto pd = conv_forward_pd(g, x.shape(), w.shape(), with_bias, y_shape, dnnl::prop_kind::forward_inference);
+  auto pd =
+      conv_forward_pd(g, x.shape(), w.shape(), with_bias, y_shape, dnnl::prop_kind::forward_inference, relu);
   Tensor y = Tensor::uninitialized(y_shape);
   memory src = to_layout(wrap(x.shape(), x.data()), pd.src_desc());
   memory weights = weight_cache().get(w.reshaped(dnnl_weight_shape(g, w.shape())), pd.weights_desc());

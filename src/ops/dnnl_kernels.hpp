@@ -16,10 +16,10 @@ struct ConvGeometry {
   std::vector<int64_t> strides, dilations, pad_begin, pad_end;
 };
 
-// y = conv(x, w) + b. x: [N, C, *spatial], w: [O, C/groups, *kernel], b: [O] or empty. y_shape is the
-// caller's (so ConvTranspose can use output padding).
+// y = conv(x, w) + b, then max(y, 0) when `relu`. x: [N, C, *spatial], w: [O, C/groups, *kernel], b: [O]
+// or empty. y_shape is the caller's (so ConvTranspose can use output padding).
 Tensor conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b,
-                    const Shape& y_shape);
+                    const Shape& y_shape, bool relu = false);
 // Transpose of conv_forward without bias: ∂⟨conv(x,w), dy⟩/∂x.
 Tensor conv_backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, const Shape& x_shape);
 // ∂⟨conv(x,w), dy⟩/∂w.

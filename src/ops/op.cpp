@@ -11,6 +11,10 @@ std::vector<Tensor> Op::vjp(const VjpArgs&) const {
   throw Error("operator " + std::string(type()) + " has no gradient");
 }
 
+std::vector<Tensor> Op::forward_relu(std::span<const Tensor>) const {
+  throw Error("operator " + std::string(type()) + " cannot fuse a following Relu");
+}
+
 VjpReads Op::vjp_reads(size_t num_inputs, size_t num_outputs) const {
   return {std::vector<bool>(num_inputs, true), std::vector<bool>(num_outputs, true)};
 }
