@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "sieve/error.hpp"
 #include "sieve/graph.hpp"
+#include "sieve/model.hpp"
 #include "sieve/op_spec.hpp"
 
 namespace sieve {
@@ -82,6 +85,31 @@ TEST(Executor, ChecksInputCount) {
   Graph g = diamond();
   g.sort_topologically();
   EXPECT_THROW(Executor(g).run({}), Error);
+}
+
+}  // namespace
+}  // namespace sieve
+
+namespace sieve {
+namespace {
+
+// Conv + Relu run fused unless the convolution's own output is to be kept; both give the same values.
+TEST(Executor, FusedConvReluMatchesUnfused) {
+  const Model model = Model::load(std::string(SIEVE_TEST_DATA) + "/models/vgg_small.onnx");
+  Tensor x(Shape{2, 3, 32, 32});
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  const Executor exec(model.graph());
+  Trace fused, unfused;
+  const Tensor a = exec.run({x}, &fused)[0];
+  const Tensor b = exec.run({x}, &unfused, std::vector<bool>(model.graph().values().size(), true))[0];
+  ASSERT_EQ(a.shape(), b.shape());
+  for (int64_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5f * (1.0f + std::abs(b[i])));
+  size_t conv_outputs_kept = 0;
+  for (const Node& n : model.graph().nodes()) {
+    if (n.spec.op_type == "Conv")
+      conv_outputs_kept += !unfused.values[static_cast<size_t>(n.outputs[0])].empty();
+  }
+  EXPECT_EQ(conv_outputs_kept, 4u);
 }
 
 }  // namespace
