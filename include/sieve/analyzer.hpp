@@ -7,9 +7,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "sieve/io/preprocess.hpp"
 #include "sieve/model.hpp"
 #include "sieve/reverse.hpp"
 
@@ -26,7 +28,8 @@ struct MethodSpec {
 // A batch run forward once, with the trace the reverse passes need, explaining the model's first output.
 class ForwardPass {
  public:
-  ForwardPass(const Model& model, const Tensor& input);
+  // `also_keep`: values beyond the gradient's needs that the analyzers' mappings read.
+  ForwardPass(const Model& model, const Tensor& input, const std::vector<ValueId>& also_keep = {});
   const Model& model() const { return *model_; }
   const Tensor& input() const { return input_; }
   const Tensor& output() const { return output_; }
@@ -50,6 +53,8 @@ class Analyzer {
   virtual ~Analyzer() = default;
   // Explanations of pass.output()[i, targets[i]] for every sample i, shaped like the input batch.
   virtual Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const = 0;
+  // Forward values the analyzer's backward mappings read beyond the gradient's (kept in the trace).
+  virtual std::vector<ValueId> trace_values(const Model&) const { return {}; }
 };
 
 struct MethodParameter {
@@ -61,10 +66,17 @@ struct MethodInfo {
   std::string visualization;  // default picture: heatmap, graymap or projection
 };
 
+// What an analyzer may need beyond its own parameters.
+struct AnalyzerContext {
+  std::optional<InputRange> input_range;  // the model input's value range (default bounds of z^B)
+  std::vector<std::string> rules;  // user composite entries "PREDICATE:RULE[:k=v]", ahead of a preset's
+  std::string composite_file;      // a JSON composite, ahead of a preset's (after `rules`)
+};
+
 // Every registered method with its parameters and defaults.
 const std::vector<MethodInfo>& available_methods();
 // Throws sieve::Error for an unknown method, an unknown parameter or a malformed value.
-std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec);
+std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context = {});
 
 // Which output neurons to explain: "max" (the predicted class), an index, a comma list, or "all".
 struct TargetSelection {

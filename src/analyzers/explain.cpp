@@ -14,6 +14,11 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
   const Shape& declared = model.input_shapes()[0];
   const size_t batch = static_cast<size_t>(
       !declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(max_batch, 1));
+  std::vector<ValueId> keep;
+  for (const Analyzer* a : analyzers) {
+    const std::vector<ValueId> more = a->trace_values(model);
+    keep.insert(keep.end(), more.begin(), more.end());
+  }
   std::vector<Explanation> results;
   for (size_t begin = 0; begin < samples.size(); begin += batch) {
     const size_t end = std::min(samples.size(), begin + batch);
@@ -27,7 +32,7 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
       std::memcpy(x.data() + static_cast<int64_t>(i - begin) * per, samples[i].data(),
                   static_cast<size_t>(per) * sizeof(float));
     }
-    const ForwardPass pass(model, x);
+    const ForwardPass pass(model, x, keep);
     const std::vector<std::vector<int64_t>> passes = targets.resolve(pass.output());
     std::vector<Explanation> chunk;
     for (size_t m = 0; m < analyzers.size(); ++m) {

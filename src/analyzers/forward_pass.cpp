@@ -33,13 +33,13 @@ std::string MethodSpec::text() const {
   return s;
 }
 
-ForwardPass::ForwardPass(const Model& model, const Tensor& input)
+ForwardPass::ForwardPass(const Model& model, const Tensor& input, const std::vector<ValueId>& also_keep)
     : model_(&model),
       input_(input),
       plan_(model.graph(), model.graph().outputs.at(0), model.graph().inputs.at(0)) {
   if (model.input_shapes().size() != 1) throw Error("explanations need a model with exactly one input");
   check_input(input, model.input_shapes()[0], model.input_names()[0]);
-  output_ = Executor(model.graph()).run({input}, &trace_, plan_.trace_keep()).at(0);
+  output_ = Executor(model.graph()).run({input}, &trace_, plan_.trace_keep(also_keep)).at(0);
 }
 
 Tensor ForwardPass::reverse(const Tensor& seed,

@@ -1,47 +1,123 @@
+#include <functional>
+
 #include "analyzers/gradient_family.hpp"
+#include "rules/relevance_analyzer.hpp"
 #include "sieve/error.hpp"
 
 namespace sieve {
 namespace {
 
-using Factory = std::unique_ptr<Analyzer> (*)(analyzers::Params&);
+using Factory = std::function<std::unique_ptr<Analyzer>(analyzers::Params&, const AnalyzerContext&)>;
+
+template <std::unique_ptr<Analyzer> (*make)(analyzers::Params&)>
+std::unique_ptr<Analyzer> without_context(analyzers::Params& p, const AnalyzerContext&) {
+  return make(p);
+}
 
 struct Entry {
   MethodInfo info;
   Factory make;
 };
 
+// The relevance family: every method takes maxpool and logodds besides its own parameters.
+std::vector<Entry> relevance_methods();
+
 const std::vector<Entry>& registry() {
-  static const std::vector<Entry> entries{
-      {{"gradient",
-        "∂f_target/∂x (sensitivity)",
-        {{"postprocess", "none", "none, abs or square"}},
-        "graymap"},
-       analyzers::make_gradient},
-      {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}, "heatmap"}, analyzers::make_input_x_gradient},
-      {{"integrated_gradients",
-        "(x − x̄) ⊙ mean gradient on the straight path from x̄, midpoints (k+½)/m",
-        {{"steps", "32", "number of path points m"},
-         {"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"},
-         {"batch", "32", "path points per forward pass"}},
-        "heatmap"},
-       analyzers::make_integrated_gradients},
-      {{"smoothgrad",
-        "mean gradient over noisy copies x + N(0, σ²), σ = noise_level · (max − min) of the sample",
-        {{"n", "32", "number of noisy copies"},
-         {"noise_level", "0.2", "σ relative to the sample's value range"},
-         {"seed", "0", "random seed"},
-         {"postprocess", "none", "none, abs or square (applied to the mean)"},
-         {"noise", "",
-          "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
-         {"batch", "32", "noisy copies per forward pass"}},
-        "graymap"},
-       analyzers::make_smoothgrad},
-      {{"deconvnet", "gradient with ReLU backward = relu(gradient), forward gate ignored", {}, "projection"},
-       analyzers::make_deconvnet},
-      {{"guided_backprop", "gradient with ReLU backward = relu(gradient) · 1[forward > 0]", {}, "projection"},
-       analyzers::make_guided_backprop},
+  static const std::vector<Entry> entries = [] {
+    std::vector<Entry> all{
+        {{"gradient",
+          "∂f_target/∂x (sensitivity)",
+          {{"postprocess", "none", "none, abs or square"}},
+          "graymap"},
+         without_context<analyzers::make_gradient>},
+        {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}, "heatmap"},
+         without_context<analyzers::make_input_x_gradient>},
+        {{"integrated_gradients",
+          "(x − x̄) ⊙ mean gradient on the straight path from x̄, midpoints (k+½)/m",
+          {{"steps", "32", "number of path points m"},
+           {"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"},
+           {"batch", "32", "path points per forward pass"}},
+          "heatmap"},
+         without_context<analyzers::make_integrated_gradients>},
+        {{"smoothgrad",
+          "mean gradient over noisy copies x + N(0, σ²), σ = noise_level · (max − min) of the sample",
+          {{"n", "32", "number of noisy copies"},
+           {"noise_level", "0.2", "σ relative to the sample's value range"},
+           {"seed", "0", "random seed"},
+           {"postprocess", "none", "none, abs or square (applied to the mean)"},
+           {"noise", "",
+            "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
+           {"batch", "32", "noisy copies per forward pass"}},
+          "graymap"},
+         without_context<analyzers::make_smoothgrad>},
+        {{"deconvnet",
+          "gradient with ReLU backward = relu(gradient), forward gate ignored",
+          {},
+          "projection"},
+         without_context<analyzers::make_deconvnet>},
+        {{"guided_backprop",
+          "gradient with ReLU backward = relu(gradient) · 1[forward > 0]",
+          {},
+          "projection"},
+         without_context<analyzers::make_guided_backprop>},
+    };
+    for (Entry& e : relevance_methods()) all.push_back(std::move(e));
+    return all;
+  }();
+  return entries;
+}
+
+std::vector<Entry> relevance_methods() {
+  const MethodParameter maxpool{"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"};
+  const MethodParameter logodds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
+  const MethodParameter dense_eps{"epsilon", "1e-6", "ε of the rule on dense layers"};
+  const MethodParameter low{"low", "", "z^B lower bound(s), a;b;c per channel (default: the input range)"};
+  const MethodParameter high{"high", "", "z^B upper bound(s) (default: the input range)"};
+  struct Declared {
+    std::string name, description;
+    std::vector<MethodParameter> parameters;
   };
+  const std::vector<Declared> declared{
+      {"lrp", "LRP with only the user's rules (--rule, --composite); unmatched layers get z", {}},
+      {"lrp.z", "LRP-0 on every layer", {}},
+      {"lrp.epsilon",
+       "LRP-ε on every layer",
+       {{"epsilon", "0.25", "ε (a factor of the std of z with epsilon_mode=std)"},
+        {"epsilon_mode", "absolute", "absolute or std"}}},
+      {"lrp.gamma", "LRP-γ (generalized, sign-aware) on every layer", {{"gamma", "0.25", "γ"}}},
+      {"lrp.alpha_beta", "LRP-αβ on every layer", {{"alpha", "2", "α"}, {"beta", "1", "β = α − 1"}}},
+      {"lrp.alpha_2_beta_1", "LRP-α2β1 on every layer", {}},
+      {"lrp.z_plus", "z+ (α1β0) on every layer", {}},
+      {"lrp.w_square", "w² on every layer", {}},
+      {"lrp.flat", "flat on every layer", {}},
+      {"lrp.epsilon_plus", "z+ on convolutions, ε on dense layers", {dense_eps}},
+      {"lrp.epsilon_alpha_2_beta_1", "α2β1 on convolutions, ε on dense layers", {dense_eps}},
+      {"lrp.epsilon_plus_flat",
+       "flat on the first layer, z+ on convolutions, ε on dense layers",
+       {dense_eps}},
+      {"lrp.epsilon_gamma_box",
+       "z^B on the first convolution, γ on the others, ε on dense layers",
+       {{"gamma", "0.25", "γ"}, dense_eps, low, high}},
+      {"lrp.sequential_preset_a",
+       "z+ on convolutions, ε=0.1 on dense layers",
+       {{"epsilon", "0.1", "ε on dense layers"}}},
+      {"lrp.sequential_preset_b",
+       "α2β1 on convolutions, ε=0.1 on dense layers",
+       {{"epsilon", "0.1", "ε on dense layers"}}},
+      {"deep_taylor", "w² on the first layer, z+ elsewhere, biases ignored", {}},
+      {"deep_taylor.bounded", "z^B on the first layer, z+ (biases ignored) elsewhere", {low, high}},
+  };
+  std::vector<Entry> entries;
+  for (const Declared& d : declared) {
+    std::vector<MethodParameter> parameters = d.parameters;
+    parameters.push_back(maxpool);
+    parameters.push_back(logodds);
+    const std::string name = d.name;
+    entries.push_back({{name, d.description, parameters, "heatmap"},
+                       [name, parameters](analyzers::Params& p, const AnalyzerContext& context) {
+                         return rules::make_relevance_analyzer(name, p, context, parameters);
+                       }});
+  }
   return entries;
 }
 
@@ -56,11 +132,11 @@ const std::vector<MethodInfo>& available_methods() {
   return infos;
 }
 
-std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec) {
+std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context) {
   for (const Entry& e : registry()) {
     if (e.info.name != spec.name) continue;
     analyzers::Params params(spec);
-    std::unique_ptr<Analyzer> analyzer = e.make(params);
+    std::unique_ptr<Analyzer> analyzer = e.make(params, context);
     params.finish();
     return analyzer;
   }

@@ -1,0 +1,189 @@
+// Composites: which rule each linear node gets, by ordered predicates; and the named presets.
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sieve/error.hpp"
+#include "sieve/lrp.hpp"
+
+namespace sieve {
+namespace {
+
+int64_t read_index(const std::string& text, const std::string& whole) {
+  size_t used = 0;
+  int64_t v = -1;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || v < 0)
+    throw Error("rule predicate '" + whole + "': expected index=K or index=K-L with layer indices K ≤ L");
+  return v;
+}
+
+std::string format_number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+NodePredicate NodePredicate::parse(const std::string& text) {
+  NodePredicate p;
+  if (text.empty()) throw Error("empty rule predicate");
+  if (text == "any") return p;
+  if (text == "first" || text == "last") {
+    p.kind = text == "first" ? Kind::first : Kind::last;
+    return p;
+  }
+  if (text.rfind("first=", 0) == 0) {
+    p.kind = Kind::first;
+    p.text = parse(text.substr(6)).text;
+    if (p.text.empty()) throw Error("rule predicate '" + text + "': expected first=OPTYPE, e.g. first=Conv");
+    return p;
+  }
+  if (text.rfind("name=", 0) == 0) {
+    p.kind = Kind::name;
+    p.text = text.substr(5);
+    return p;
+  }
+  if (text.rfind("index=", 0) == 0) {
+    p.kind = Kind::index_range;
+    const std::string range = text.substr(6);
+    const size_t dash = range.find('-');
+    p.low = read_index(range.substr(0, dash), text);
+    p.high = dash == std::string::npos ? p.low : read_index(range.substr(dash + 1), text);
+    if (p.high < p.low) throw Error("rule predicate '" + text + "': the range is empty");
+    return p;
+  }
+  static const std::vector<std::string> types{
+      "Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "BatchNormalization"};
+  if (std::find(types.begin(), types.end(), text) == types.end()) {
+    std::string list;
+    for (const std::string& t : types) list += t + ", ";
+    throw Error("unknown rule predicate '" + text + "' (" + list +
+                "any, first, first=OPTYPE, last, index=K, index=K-L, name=NODE)");
+  }
+  p.kind = Kind::op_type;
+  p.text = text;
+  return p;
+}
+
+CompositeEntry Composite::parse_entry(const std::string& text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos || colon + 1 >= text.size())
+    throw Error("rule '" + text + "': expected PREDICATE:RULE[:key=value,...], e.g. Conv:gamma:gamma=0.25");
+  return {NodePredicate::parse(text.substr(0, colon)), parse_rule(text.substr(colon + 1))};
+}
+
+Composite Composite::read_json(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw Error(path + ": cannot open the composite file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object() || !j.contains("rules") || !j["rules"].is_array())
+    throw Error(path +
+                ": a composite is {\"rules\": [{\"match\": ..., \"rule\": ..., \"params\": {...}}, ...]}");
+  Composite c;
+  for (const nlohmann::json& e : j["rules"]) {
+    if (!e.is_object() || !e.contains("match") || !e["match"].is_string() || !e.contains("rule") ||
+        !e["rule"].is_string())
+      throw Error(path + ": every rule needs string fields \"match\" and \"rule\": " + e.dump());
+    std::string rule = e["rule"].get<std::string>();
+    if (e.contains("params")) {
+      if (!e["params"].is_object()) throw Error(path + ": \"params\" must be an object: " + e.dump());
+      char sep = ':';
+      for (const auto& [key, value] : e["params"].items()) {
+        std::string v;
+        if (value.is_number()) {
+          v = format_number(value.get<double>());
+        } else if (value.is_string()) {
+          v = value.get<std::string>();
+        } else if (value.is_array()) {
+          for (const nlohmann::json& x : value) {
+            if (!x.is_number()) throw Error(path + ": parameter " + key + " must hold numbers");
+            if (!v.empty()) v.push_back(';');
+            v.append(format_number(x.get<double>()));
+          }
+        } else {
+          throw Error(path + ": parameter " + key + " must be a number, a string or a list of numbers");
+        }
+        rule.push_back(sep);
+        rule.append(key).append("=").append(v);
+        sep = ',';
+      }
+    }
+    try {
+      c.entries.push_back({NodePredicate::parse(e["match"].get<std::string>()), parse_rule(rule)});
+    } catch (const Error& err) {
+      throw Error(path + ": " + err.what());
+    }
+  }
+  return c;
+}
+
+Composite preset_composite(const std::string& method, const std::map<std::string, std::string>& params) {
+  auto param = [&](const std::string& key, const std::string& fallback) {
+    const auto it = params.find(key);
+    return it == params.end() ? fallback : it->second;
+  };
+  auto entry = [](const std::string& predicate, const std::string& rule) {
+    return CompositeEntry{NodePredicate::parse(predicate), parse_rule(rule)};
+  };
+  const std::string dense_eps = "epsilon:epsilon=" + param("epsilon", "1e-6");
+  const std::string box =
+      "z_box" +
+      std::string(params.count("low") ? ":low=" + param("low", "") + ",high=" + param("high", "") : "");
+  Composite c;
+  auto uniform = [&](const std::string& rule) { c.entries = {entry("any", rule)}; };
+  if (method == "lrp.z") {
+    uniform("z");
+  } else if (method == "lrp.epsilon") {
+    uniform("epsilon:epsilon=" + param("epsilon", "0.25") +
+            ",epsilon_mode=" + param("epsilon_mode", "absolute"));
+  } else if (method == "lrp.gamma") {
+    uniform("gamma:gamma=" + param("gamma", "0.25"));
+  } else if (method == "lrp.alpha_beta") {
+    uniform("alpha_beta:alpha=" + param("alpha", "2") + ",beta=" + param("beta", "1"));
+  } else if (method == "lrp.alpha_2_beta_1") {
+    uniform("alpha_beta:alpha=2,beta=1");
+  } else if (method == "lrp.z_plus") {
+    uniform("z_plus");
+  } else if (method == "lrp.w_square") {
+    uniform("w_square");
+  } else if (method == "lrp.flat") {
+    uniform("flat");
+  } else if (method == "lrp.epsilon_plus") {
+    c.entries = {entry("Conv", "z_plus"), entry("ConvTranspose", "z_plus"), entry("any", dense_eps)};
+  } else if (method == "lrp.epsilon_alpha_2_beta_1") {
+    c.entries = {entry("Conv", "alpha_beta:alpha=2,beta=1"),
+                 entry("ConvTranspose", "alpha_beta:alpha=2,beta=1"), entry("any", dense_eps)};
+  } else if (method == "lrp.epsilon_plus_flat") {
+    c.entries = {entry("first", "flat"), entry("Conv", "z_plus"), entry("ConvTranspose", "z_plus"),
+                 entry("any", dense_eps)};
+  } else if (method == "lrp.epsilon_gamma_box") {
+    const std::string gamma = "gamma:gamma=" + param("gamma", "0.25");
+    c.entries = {entry("first=Conv", box), entry("Conv", gamma), entry("ConvTranspose", gamma),
+                 entry("any", dense_eps)};
+  } else if (method == "lrp.sequential_preset_a" || method == "lrp.sequential_preset_b") {
+    const std::string conv_rule =
+        method == "lrp.sequential_preset_a" ? "z_plus" : "alpha_beta:alpha=2,beta=1";
+    const std::string eps = "epsilon:epsilon=" + param("epsilon", "0.1");
+    c.entries = {entry("Conv", conv_rule), entry("ConvTranspose", conv_rule), entry("any", eps)};
+  } else if (method == "deep_taylor") {
+    c.entries = {entry("first", "w_square:ignore_bias=1"), entry("any", "z_plus:ignore_bias=1")};
+  } else if (method == "deep_taylor.bounded") {
+    c.entries = {entry("first", box), entry("any", "z_plus:ignore_bias=1")};
+  } else if (method != "lrp") {
+    throw Error("unknown relevance method '" + method + "'");
+  }
+  return c;
+}
+
+}  // namespace sieve
