@@ -371,6 +371,9 @@ Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const std::vector<int
         const float share = t.kind == Treatment::bilinear ? 0.5f : 1.0f;
         // R_i = x_i ⊙ ∂z/∂x_i · R / stabilize(z): each operand's share of the output.
         mappings[n] = [share](const Node& nd, const VjpArgs& a) {
+          if (a.outputs[0].empty())
+            throw Error(nd.spec.where() + ": the forward pass did not keep the values relevance needs " +
+                        "(run it with the analyzer's trace_values)");
           const Tensor s = stabilized_ratio(a.grad_outputs[0], a.outputs[0], 1e-6f);
           const std::vector<Tensor> grad_out{s};
           const VjpArgs ratio{a.inputs, a.input_shapes, a.outputs, grad_out, a.wanted};

@@ -25,11 +25,14 @@ Tensor first_inputs(int64_t n) {
 TEST(AnalyzerProperties, ExplanationsHaveTheInputShape) {
   const Model model = Model::load(kModels + "cnn_dynbatch.onnx");
   const Tensor x = first_inputs(3);
-  const ForwardPass pass(model, x);
+  AnalyzerContext context;
+  context.input_range = InputRange{{-0.81f}, {2.02f}};
   for (const MethodInfo& m : available_methods()) {
     const auto a = create_analyzer(MethodSpec::parse(m.name == "integrated_gradients" ? m.name + ":steps=4"
                                                      : m.name == "smoothgrad"         ? m.name + ":n=3"
-                                                                                      : m.name));
+                                                                                      : m.name),
+                                   context);
+    const ForwardPass pass(model, x, a->trace_values(model));
     EXPECT_EQ(a->explain(pass, {0, 1, 2}).shape(), x.shape()) << m.name;
   }
 }
