@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 
 #include "commands.hpp"
@@ -7,6 +8,7 @@
 #include "sieve/analyzer.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/lrp.hpp"
 #include "sieve/visualize.hpp"
 
 namespace fs = std::filesystem;
@@ -22,6 +24,9 @@ struct ExplainOptions {
   std::vector<std::string> save{"npy", "png"};
   std::string viz;
   std::string grid;
+  std::vector<std::string> rules;
+  std::string composite;
+  bool explain_rules = false, conservation = false;
   InputOptions input;
 };
 
@@ -53,17 +58,110 @@ std::string file_safe(std::string s) {
   return s;
 }
 
+// The input value range in the model's input space, when the profile or the flags say what it is.
+std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
+                                            const InputOptions& o) {
+  if (loaded.profile && loaded.profile->input_range) return loaded.profile->input_range;
+  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || o.scale ||
+                                   !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
+  if (!preprocessing_known) return std::nullopt;
+  const Shape& s = model.input_shapes().at(0);
+  return input_range(loaded.preprocessing, s.size() >= 2 && s[1] > 0 ? s[1] : 1);
+}
+
+void print_rules(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
+  std::cout << "rules of " << spec.text() << ":\n";
+  for (const RuleAssignment& a : analyzer.assignment(model)) {
+    std::cout << "  " << std::left << std::setw(28) << a.name << std::setw(20) << a.op_type << a.rule << "\n";
+  }
+}
+
+// Σ R per layer for a relevance method: means over the inputs of Σ R at each node's output and input.
+void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model,
+                        const std::vector<Tensor>& samples, const TargetSelection& targets,
+                        int64_t max_batch) {
+  std::vector<LayerRelevance> total;
+  std::vector<double> logit_sum;
+  size_t explained = 0;
+  const Shape& declared = model.input_shapes().at(0);
+  const size_t batch = static_cast<size_t>(!declared.empty() && declared[0] > 0 ? declared[0] : max_batch);
+  for (size_t begin = 0; begin < samples.size(); begin += batch) {
+    const size_t end = std::min(samples.size(), begin + batch);
+    Shape shape = samples[begin].shape();
+    shape[0] = static_cast<int64_t>(end - begin);
+    Tensor x = Tensor::uninitialized(shape);
+    for (size_t i = begin; i < end; ++i)
+      std::copy_n(samples[i].data(), samples[i].size(),
+                  x.data() + static_cast<int64_t>(i - begin) * samples[i].size());
+    const ForwardPass pass(model, x, analyzer.trace_values(model));
+    for (const std::vector<int64_t>& t : targets.resolve(pass.output())) {
+      std::vector<LayerRelevance> layers;
+      analyzer.explain(pass, t, &layers);
+      if (total.empty()) {
+        total = layers;
+        for (LayerRelevance& l : total) l.input_sum.assign(1, 0.0), l.output_sum.assign(1, 0.0);
+      }
+      for (size_t k = 0; k < layers.size() && k < total.size(); ++k) {
+        for (size_t i = 0; i < layers[k].input_sum.size(); ++i) {
+          total[k].input_sum[0] += layers[k].input_sum[i];
+          total[k].output_sum[0] += layers[k].output_sum[i];
+        }
+      }
+      for (size_t i = 0; i < t.size(); ++i)
+        logit_sum.push_back(pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]]);
+      explained += t.size();
+    }
+  }
+  double mean_logit = 0.0;
+  for (double v : logit_sum) mean_logit += v / static_cast<double>(std::max<size_t>(explained, 1));
+  std::cout << "relevance per layer for " << spec.text() << " (means over " << explained
+            << " explanation(s); mean target logit " << mean_logit << "):\n";
+  std::cout << "  " << std::left << std::setw(28) << "node" << std::setw(20) << "op" << std::right
+            << std::setw(14) << "sum R out" << std::setw(14) << "sum R in" << std::setw(10) << "in/out"
+            << "\n";
+  const double n = static_cast<double>(std::max<size_t>(explained, 1));
+  for (const LayerRelevance& l : total) {
+    const double out = l.output_sum[0] / n, in = l.input_sum[0] / n;
+    std::cout << "  " << std::left << std::setw(28) << l.name << std::setw(20) << l.op_type << std::right
+              << std::setw(14) << out << std::setw(14) << in << std::setw(10) << (out != 0.0 ? in / out : 0.0)
+              << "\n";
+  }
+}
+
 void run_explain(const ExplainOptions& o) {
   const Model model = Model::load(o.model);
+  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
+  AnalyzerContext context;
+  context.input_range = known_input_range(model, loaded, o.input);
+  context.rules = o.rules;
+  context.composite_file = o.composite;
   std::vector<MethodSpec> specs;
   std::vector<std::unique_ptr<Analyzer>> owned;
   std::vector<const Analyzer*> analyzers;
+  bool any_relevance = false;
   for (const std::string& m : o.methods) {
     specs.push_back(MethodSpec::parse(m));
-    owned.push_back(create_analyzer(specs.back()));
+    owned.push_back(create_analyzer(specs.back(), context));
     analyzers.push_back(owned.back().get());
+    any_relevance = any_relevance || dynamic_cast<const RelevanceAnalyzer*>(analyzers.back()) != nullptr;
   }
+  if (!any_relevance && (!o.rules.empty() || !o.composite.empty() || o.explain_rules || o.conservation))
+    throw Error(
+        "--rule, --composite, --explain-rules and --conservation apply to relevance methods (lrp.*, "
+        "deep_taylor*)");
   const TargetSelection targets = TargetSelection::parse(o.target);
+  std::vector<Tensor> samples;
+  for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
+  for (size_t m = 0; m < analyzers.size(); ++m) {
+    const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(analyzers[m]);
+    if (relevance == nullptr) continue;
+    if (o.explain_rules) print_rules(specs[m], *relevance, model);
+    if (o.conservation) print_conservation(specs[m], *relevance, model, samples, targets, o.input.batch);
+  }
+  if (o.out.empty()) {
+    if (o.explain_rules || o.conservation) return;
+    throw Error("--out is required (a .npy file or a directory)");
+  }
   // The picture per method: --viz, or the method's own default.
   std::vector<Visualization> pictures;
   for (const MethodSpec& spec : specs) {
@@ -79,10 +177,6 @@ void run_explain(const ExplainOptions& o) {
   const bool single_file = fs::path(o.out).extension() == ".npy";
   if (single_file && specs.size() != 1)
     throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
-  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
-  std::vector<Tensor> samples;
-  for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
-
   Progress progress("explaining");
   const std::vector<Explanation> results = explain_samples(
       model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
@@ -135,12 +229,23 @@ void add_explain_command(CLI::App& app) {
                   "Method NAME[:key=value,...] (repeatable; see sieve methods)")
       ->required();
   cmd->add_option("--target", options->target, "max (predicted class), a class index, a list 1,4,7, or all");
-  cmd->add_option("--out,-o", options->out, "Output: FILE.npy (one method) or a directory")->required();
+  cmd->add_option(
+      "--out,-o", options->out,
+      "Output: FILE.npy (one method) or a directory (optional with --explain-rules/--conservation)");
   cmd->add_option("--save", options->save, "What to write into a directory: npy, png")->delimiter(',');
   cmd->add_option("--viz", options->viz,
                   "Picture: heatmap, graymap, projection, scale_input, blend (default: per method)");
   cmd->add_option("--grid", options->grid,
                   "Also write one PNG grid: a row per input, the input then each method");
+  cmd->add_option("--rule", options->rules,
+                  "Relevance methods: PREDICATE:RULE[:key=value,...] ahead of the preset, e.g. "
+                  "Conv:gamma:gamma=0.25, first:z_box, Gemm:epsilon:epsilon=0.1 (repeatable)");
+  cmd->add_option("--composite", options->composite,
+                  "Relevance methods: a JSON composite ahead of the preset");
+  cmd->add_flag("--explain-rules", options->explain_rules,
+                "Print the rule each node of a relevance method gets");
+  cmd->add_flag("--conservation", options->conservation,
+                "Print the relevance entering and leaving every layer (sums, means over the inputs)");
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_explain(*options); });
 }

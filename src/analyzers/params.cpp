@@ -21,7 +21,7 @@ double Params::number(const std::string& key, double fallback, double min, doubl
     used = 0;
   }
   if (used != v->size() || !std::isfinite(d) || d < min || d > max) {
-    throw Error("method '" + spec_.name + "': parameter " + key + "=" + *v + " must be a number in [" +
+    throw Error(kind_ + " '" + spec_.name + "': parameter " + key + "=" + *v + " must be a number in [" +
                 std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return d;
@@ -38,7 +38,7 @@ int64_t Params::integer(const std::string& key, int64_t fallback, int64_t min, i
     used = 0;
   }
   if (used != v->size() || i < min || i > max) {
-    throw Error("method '" + spec_.name + "': parameter " + key + "=" + *v + " must be an integer in [" +
+    throw Error(kind_ + " '" + spec_.name + "': parameter " + key + "=" + *v + " must be an integer in [" +
                 std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return i;
@@ -51,7 +51,7 @@ std::string Params::choice(const std::string& key, const std::string& fallback,
   if (!allowed.count(*v)) {
     std::string list;
     for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    throw Error("method '" + spec_.name + "': parameter " + key + "=" + *v + " must be one of " + list);
+    throw Error(kind_ + " '" + spec_.name + "': parameter " + key + "=" + *v + " must be one of " + list);
   }
   return *v;
 }
@@ -63,7 +63,7 @@ std::string Params::text(const std::string& key, const std::string& fallback) {
 
 void Params::finish() const {
   for (const auto& [key, value] : spec_.params) {
-    if (!known_.count(key)) throw Error("method '" + spec_.name + "' has no parameter '" + key + "'");
+    if (!known_.count(key)) throw Error(kind_ + " '" + spec_.name + "' has no parameter '" + key + "'");
   }
 }
 

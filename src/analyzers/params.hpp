@@ -12,7 +12,8 @@ namespace sieve::analyzers {
 
 class Params {
  public:
-  explicit Params(const MethodSpec& spec) : spec_(spec) {}
+  // `kind` names what the parameters belong to in messages ("method", "rule").
+  explicit Params(const MethodSpec& spec, std::string kind = "method") : spec_(spec), kind_(std::move(kind)) {}
   double number(const std::string& key, double fallback, double min, double max);
   int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
   std::string choice(const std::string& key, const std::string& fallback,
@@ -24,6 +25,7 @@ class Params {
  private:
   const std::string* find(const std::string& key);
   const MethodSpec& spec_;
+  std::string kind_;
   std::set<std::string> known_;
 };
 

@@ -49,7 +49,7 @@ std::vector<std::string> rule_names() {
 
 LinearRule parse_rule(const std::string& text) {
   const MethodSpec spec = MethodSpec::parse(text);
-  analyzers::Params p(spec);
+  analyzers::Params p(spec, "rule");
   LinearRule r;
   r.text = text;
   const std::string& name = spec.name;

@@ -168,8 +168,9 @@ TEST(Cli, ExplainWritesArraysAndPictures) {
 TEST(Cli, MethodsListsEveryMethodWithDefaults) {
   const CliRun r = sieve_cli("methods");
   ASSERT_EQ(r.code, 0);
-  for (const char* m : {"gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "deconvnet",
-                        "guided_backprop"}) {
+  for (const char* m :
+       {"gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "deconvnet", "guided_backprop",
+        "lrp.epsilon_gamma_box", "lrp.sequential_preset_b", "deep_taylor.bounded"}) {
     EXPECT_NE(r.out.find(m), std::string::npos) << m;
   }
   EXPECT_NE(r.out.find("steps=32"), std::string::npos);
@@ -189,6 +190,76 @@ TEST(Cli, BadArgumentsGiveOneClearError) {
                      "target index 10 out of range");
   expect_clear_error(sieve_cli("predict " + model + " /no/such/file.npy"), "/no/such/file.npy");
   EXPECT_NE(sieve_cli("predict").code, 0);
+}
+
+TEST(Cli, RelevanceMethodsRulesAndConservation) {
+  const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
+  const std::string bounds = ":low=-0.8101983002832861,high=2.0226628895184136";
+  const fs::path out = temp("lrp.npy");
+  CliRun r = sieve_cli("explain " + model + " " + inputs + " -m lrp.epsilon_gamma_box" + bounds + " --out " +
+                       out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Tensor got = read_npy(out.string());
+  const Tensor ref = read_npy(kShared + "refs/cnn/lrp_composite_epsilon_gamma_box.npy");
+  ASSERT_EQ(got.shape(), ref.shape());
+  float worst = 0.0f, scale = 0.0f;
+  for (int64_t i = 0; i < ref.size(); ++i) {
+    worst = std::max(worst, std::abs(got[i] - ref[i]));
+    scale = std::max(scale, std::abs(ref[i]));
+  }
+  EXPECT_LE(worst, 1e-4f * scale);
+
+  // User rules go ahead of the preset; --explain-rules shows the assignment without --out.
+  r = sieve_cli("explain " + model + " " + inputs + " -m lrp.epsilon_plus --rule first:flat " +
+                "--rule 'Gemm:epsilon:epsilon=0.1' --explain-rules");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("/0/Conv"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("flat"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("z_plus"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epsilon:epsilon=0.1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("winner-take-all"), std::string::npos) << r.out;
+
+  // A JSON composite for the plain lrp method.
+  const fs::path composite = temp("composite.json");
+  std::ofstream(composite) << R"({"rules": [{"match": "Conv", "rule": "z_plus"},
+                                            {"match": "Gemm", "rule": "epsilon", "params": {"epsilon": 1e-6}}]})";
+  const fs::path from_json = temp("lrp_json.npy");
+  r = sieve_cli("explain " + model + " " + inputs + " -m lrp --composite " + composite.string() + " --out " +
+                from_json.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Tensor json_result = read_npy(from_json.string());
+  const Tensor plus = read_npy(kShared + "refs/cnn/lrp_composite_epsilon_plus.npy");
+  scale = 0.0f;
+  worst = 0.0f;
+  for (int64_t i = 0; i < plus.size(); ++i) {
+    worst = std::max(worst, std::abs(json_result[i] - plus[i]));
+    scale = std::max(scale, std::abs(plus[i]));
+  }
+  EXPECT_LE(worst, 1e-4f * scale);
+
+  // Deep Taylor on a bias-free chain conserves up to the bias-free first layer: every ratio is printed.
+  r = sieve_cli("explain " + model + " " + inputs + " -m deep_taylor --conservation");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("sum R in"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/11/Gemm"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BadRelevanceArgumentsGiveOneClearError) {
+  const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
+  const std::string out = temp("bad_lrp.npy").string();
+  const std::string run = "explain " + model + " " + inputs + " ";
+  expect_clear_error(sieve_cli(run + "-m lrp.epsilon_gamma_box --out " + out), "input's value range");
+  expect_clear_error(sieve_cli(run + "-m lrp.z --rule Lstm:z --out " + out), "unknown rule predicate 'Lstm'");
+  expect_clear_error(sieve_cli(run + "-m lrp.z --rule Conv:zz --out " + out), "unknown rule 'zz'");
+  expect_clear_error(sieve_cli(run + "-m lrp.alpha_beta:alpha=3,beta=1 --out " + out),
+                     "alpha − beta must be 1");
+  expect_clear_error(sieve_cli(run + "-m lrp.gamma:gamma=-1 --out " + out), "gamma=-1");
+  expect_clear_error(sieve_cli(run + "-m gradient --rule Conv:z --out " + out), "apply to relevance methods");
+  expect_clear_error(sieve_cli(run + "-m lrp --composite /no/such.json --out " + out), "/no/such.json");
+  const fs::path broken = temp("broken.json");
+  std::ofstream(broken) << "{\"rules\": [";
+  expect_clear_error(sieve_cli(run + "-m lrp --composite " + broken.string() + " --out " + out),
+                     "not valid JSON");
 }
 
 TEST(Cli, MalformedModelsAreRefused) {
