@@ -12,5 +12,6 @@ $sieve info examples/fashion_cnn.onnx
 $sieve predict examples/fashion_cnn.onnx examples/images --top 3
 $sieve explain examples/fashion_cnn.onnx examples/images \
   -m gradient -m input_x_gradient -m integrated_gradients -m smoothgrad:noise_level=0.15 -m guided_backprop \
+  -m lrp.epsilon_gamma_box -m deep_taylor.bounded \
   --out out --grid out/grid.png
-echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop): out/grid.png"
+echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop, LRP ε-γ-box composite, Deep Taylor): out/grid.png"
