@@ -1,6 +1,6 @@
 // Time of explanation methods against the forward pass of the same model and batch. Usage:
-//   sieve_bench_explain MODEL.onnx:BATCH[,BATCH...] ... [--methods gradient,integrated_gradients] [Google
-//   Benchmark flags]
+//   sieve_bench_explain MODEL.onnx:BATCH[,BATCH...] ... [--methods gradient,integrated_gradients]
+//   [--method NAME:key=value,...]... [Google Benchmark flags]
 // Each model/batch gets a "forward" benchmark and one per method (forward pass included).
 
 #include <benchmark/benchmark.h>
@@ -29,12 +29,18 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   std::vector<std::string> methods{"gradient", "integrated_gradients"};
   std::vector<std::string> specs;
+  bool explicit_methods = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--methods" && i + 1 < argc)
+    if (arg == "--methods" && i + 1 < argc) {
       methods = split(argv[++i], ',');
-    else
+    } else if (arg == "--method" && i + 1 < argc) {
+      if (!explicit_methods) methods.clear();
+      explicit_methods = true;
+      methods.push_back(argv[++i]);
+    } else {
       specs.push_back(arg);
+    }
   }
   std::vector<std::unique_ptr<sieve::Model>> models;
   std::vector<std::unique_ptr<sieve::Analyzer>> analyzers;
@@ -62,7 +68,8 @@ int main(int argc, char** argv) {
           benchmark::RegisterBenchmark((prefix + methods[k]).c_str(),
                                        [model, input, analyzer](benchmark::State& state) {
                                          for (auto _ : state) {
-                                           const sieve::ForwardPass pass(*model, input);
+                                           const sieve::ForwardPass pass(*model, input,
+                                                                         analyzer->trace_values(*model));
                                            const std::vector<int64_t> targets =
                                                sieve::TargetSelection().resolve(pass.output()).at(0);
                                            benchmark::DoNotOptimize(analyzer->explain(pass, targets));
