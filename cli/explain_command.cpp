@@ -25,7 +25,7 @@ struct ExplainOptions {
   std::string viz;
   std::string grid;
   std::vector<std::string> rules;
-  std::string composite;
+  std::string composite, patterns;
   bool explain_rules = false, conservation = false;
   InputOptions input;
 };
@@ -135,6 +135,7 @@ void run_explain(const ExplainOptions& o) {
   context.input_range = known_input_range(model, loaded, o.input);
   context.rules = o.rules;
   context.composite_file = o.composite;
+  context.patterns_file = o.patterns;
   std::vector<MethodSpec> specs;
   std::vector<std::unique_ptr<Analyzer>> owned;
   std::vector<const Analyzer*> analyzers;
@@ -242,6 +243,8 @@ void add_explain_command(CLI::App& app) {
                   "Conv:gamma:gamma=0.25, first:z_box, Gemm:epsilon:epsilon=0.1 (repeatable)");
   cmd->add_option("--composite", options->composite,
                   "Relevance methods: a JSON composite ahead of the preset");
+  cmd->add_option("--patterns", options->patterns,
+                  "pattern.net / pattern.attribution: the fitted pattern file");
   cmd->add_flag("--explain-rules", options->explain_rules,
                 "Print the rule each node of a relevance method gets");
   cmd->add_flag("--conservation", options->conservation,

@@ -20,8 +20,7 @@ void add_input_options(CLI::App* cmd, InputOptions& o) {
   cmd->add_option("--batch", o.batch, "Largest batch run at once")->check(CLI::PositiveNumber);
 }
 
-LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
-                             const std::vector<std::string>& paths, const InputOptions& o) {
+LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o) {
   LoadedInputs loaded;
   if (!o.profile.empty())
     loaded.profile = read_profile(o.profile);
@@ -42,7 +41,13 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
     throw Error(model_path + ": the model has " + std::to_string(model.input_shapes().size()) +
                 " inputs; the command line supports single-input models");
   }
-  loaded.inputs = load_inputs(paths, p, model.input_shapes()[0]);
+  return loaded;
+}
+
+LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
+                             const std::vector<std::string>& paths, const InputOptions& o) {
+  LoadedInputs loaded = resolve_preprocessing(model_path, model, o);
+  loaded.inputs = load_inputs(paths, loaded.preprocessing, model.input_shapes()[0]);
   for (const NamedInput& in : loaded.inputs) check_input(in.tensor, model.input_shapes()[0], in.name);
   return loaded;
 }

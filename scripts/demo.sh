@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, build and run the main job: describe the bundled Fashion-MNIST model, classify the bundled
-# sample images, and explain them with several methods into out/ with a grid picture out/grid.png.
+# sample images, learn PatternNet patterns from the bundled training images, and explain the sample
+# images with several methods into out/ with a grid picture out/grid.png.
 # Usage: bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,10 @@ cmake --build --preset release -j "$(nproc)" --target sieve_cli
 sieve=./build/release/sieve
 $sieve info examples/fashion_cnn.onnx
 $sieve predict examples/fashion_cnn.onnx examples/images --top 3
+mkdir -p out
+$sieve fit-patterns examples/fashion_cnn.onnx --data examples/fashion_train_2000.idx.gz --out out/patterns.safetensors
 $sieve explain examples/fashion_cnn.onnx examples/images \
   -m gradient -m input_x_gradient -m integrated_gradients -m smoothgrad:noise_level=0.15 -m guided_backprop \
-  -m lrp.epsilon_gamma_box -m deep_taylor.bounded \
-  --out out --grid out/grid.png
-echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop, LRP ε-γ-box composite, Deep Taylor): out/grid.png"
+  -m lrp.epsilon_gamma_box -m deep_taylor.bounded -m pattern.net -m pattern.attribution \
+  --patterns out/patterns.safetensors --out out --grid out/grid.png
+echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop, LRP ε-γ-box composite, Deep Taylor, PatternNet, PatternAttribution): out/grid.png"

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Builds examples/: the bundled Fashion-MNIST CNN (tests/data/shared/models/cnn_dynbatch.onnx), its
-sidecar profile, and six test images reconstructed from the normalized inputs as 8-bit PNGs (one also
-as JPEG). Run with Debian's interpreter: /usr/bin/python3 tools/make_examples.py
+sidecar profile, six test images reconstructed from the normalized inputs as 8-bit PNGs (one also
+as JPEG), and the 2000 training images the patterns are fitted on as a gzip'ed IDX file. Run with Debian's interpreter: /usr/bin/python3 tools/make_examples.py
 """
+import gzip
 import json
 import os
 import shutil
@@ -53,6 +54,12 @@ def main():
             jpeg = torchvision.io.encode_jpeg(torch.from_numpy(pixels)[None], quality=95)
             with open(os.path.join(OUT, "images", name + ".jpg"), "wb") as f:
                 f.write(bytes(jpeg.numpy()))
+
+    train = np.load(os.path.join(SHARED, "fmnist_train2000.npy"))
+    pixels = np.clip(np.round((train[:, 0] * STD + MEAN) * 255), 0, 255).astype(np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">III", *pixels.shape)
+    with gzip.GzipFile(os.path.join(OUT, "fashion_train_2000.idx.gz"), "wb", mtime=0) as f:
+        f.write(header + pixels.tobytes())
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ struct AnalyzerContext {
   std::optional<InputRange> input_range;  // the model input's value range (default bounds of z^B)
   std::vector<std::string> rules;  // user composite entries "PREDICATE:RULE[:k=v]", ahead of a preset's
   std::string composite_file;      // a JSON composite, ahead of a preset's (after `rules`)
+  std::string patterns_file;       // fitted patterns for pattern.net / pattern.attribution
 };
 
 // Every registered method with its parameters and defaults.

@@ -68,6 +68,8 @@ class LinearOp : public Op {
   // `bias` returns an empty tensor when the op has none.
   virtual Tensor weight(std::span<const Tensor> inputs) const = 0;
   virtual Tensor bias(std::span<const Tensor> inputs) const = 0;
+  // The weight axis that indexes output neurons (Conv: 0; Gemm: 0 with transB, else 1; MatMul: 1).
+  virtual int64_t weight_output_axis() const { return 0; }
   // True when weight and bias are the op's inputs 1 and 2 themselves (not derived from them), so
   // their gradients are weight_gradient and bias_gradient.
   virtual bool parameters_are_inputs() const { return true; }

@@ -1,6 +1,7 @@
 #include <functional>
 
 #include "analyzers/gradient_family.hpp"
+#include "patterns/pattern_analyzers.hpp"
 #include "rules/relevance_analyzer.hpp"
 #include "sieve/error.hpp"
 
@@ -62,6 +63,16 @@ const std::vector<Entry>& registry() {
          without_context<analyzers::make_guided_backprop>},
     };
     for (Entry& e : relevance_methods()) all.push_back(std::move(e));
+    for (const bool attribution : {false, true}) {
+      all.push_back({{attribution ? "pattern.attribution" : "pattern.net",
+                      attribution ? "the gradient pass with every layer's weights w replaced by w ⊙ a₊ (seed: the logit)"
+                                  : "the gradient pass with every layer's weights replaced by its pattern a₊ (seed: the logit)",
+                      {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
+                      attribution ? "heatmap" : "projection"},
+                     [attribution](analyzers::Params& p, const AnalyzerContext& context) {
+                       return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
+                     }});
+    }
     return all;
   }();
   return entries;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/input_files.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/idx.hpp"
 #include "sieve/io/image.hpp"
@@ -14,6 +15,7 @@
 namespace fs = std::filesystem;
 
 namespace sieve {
+namespace detail {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -27,6 +29,28 @@ bool is_image_file(const fs::path& p) {
   return std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0 || std::memcmp(head, "\xff\xd8\xff", 3) == 0;
 }
 
+}  // namespace
+
+std::vector<InputFile> expand_input_path(const std::string& path) {
+  if (fs::is_directory(path)) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(path)) {
+      if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+    }
+    if (files.empty()) throw Error(path + ": directory without PNG or JPEG images");
+    std::sort(files.begin(), files.end());
+    std::vector<InputFile> out;
+    for (std::string& f : files) out.push_back({std::move(f), InputKind::image});
+    return out;
+  }
+  if (!fs::exists(path)) throw Error(path + ": no such file or directory");
+  if (ends_with(path, ".npy")) return {{path, InputKind::npy}};
+  if (ends_with(path, "-ubyte") || ends_with(path, ".idx") || ends_with(path, ".gz")) {
+    return {{path, InputKind::idx}};
+  }
+  return {{path, InputKind::image}};
+}
+
 bool dims_match(const Shape& sample, const Shape& declared) {
   if (sample.size() != declared.size()) return false;
   for (size_t d = 0; d < sample.size(); ++d) {
@@ -34,6 +58,40 @@ bool dims_match(const Shape& sample, const Shape& declared) {
   }
   return true;
 }
+
+bool npy_is_batch(const Shape& shape, const Shape& sample, const std::string& path) {
+  if (dims_match(shape, sample)) return false;
+  if (shape.size() == sample.size() + 1 && dims_match(Shape(shape.begin() + 1, shape.end()), sample)) {
+    return true;
+  }
+  throw Error(path + ": array of shape " + to_string(shape) + " does not fit the model input " +
+              to_string(sample) + " (one sample, or a batch of them)");
+}
+
+void check_idx_fits(const Shape& shape, const Shape& sample, const std::string& path) {
+  if (shape.size() != 3 || sample.size() != 3 || sample[0] != 1 ||
+      !dims_match({1, shape[1], shape[2]}, sample)) {
+    throw Error(path + ": IDX images of shape " + to_string(shape) + " do not fit the model input " +
+                to_string(sample));
+  }
+}
+
+void check_image_fits(const Shape& sample, const std::string& path) {
+  if (sample.size() != 3) throw Error(path + ": an image cannot feed the model input " + to_string(sample));
+}
+
+void check_finite(const float* values, int64_t count, const std::string& name) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(values[i])) {
+      throw Error(name + ": input contains " + std::string(std::isnan(values[i]) ? "NaN" : "Inf") +
+                  " at element " + std::to_string(i));
+    }
+  }
+}
+
+}  // namespace detail
+
+namespace {
 
 // Splits [N, ...] into N samples [1, ...].
 void add_batch(std::vector<NamedInput>& out, const std::string& name, const Tensor& batch) {
@@ -49,35 +107,26 @@ void add_batch(std::vector<NamedInput>& out, const std::string& name, const Tens
 
 void load_npy(std::vector<NamedInput>& out, const std::string& path, const Shape& sample) {
   const Tensor t = read_npy(path);
-  if (dims_match(t.shape(), sample)) {
-    Shape one{1};
-    one.insert(one.end(), t.shape().begin(), t.shape().end());
-    out.push_back({path, t.reshaped(one)});
-    return;
-  }
-  if (t.rank() == static_cast<int64_t>(sample.size()) + 1 &&
-      dims_match(Shape(t.shape().begin() + 1, t.shape().end()), sample)) {
+  if (detail::npy_is_batch(t.shape(), sample, path)) {
     add_batch(out, path, t);
     return;
   }
-  throw Error(path + ": array of shape " + to_string(t.shape()) + " does not fit the model input " +
-              to_string(sample) + " (one sample, or a batch of them)");
+  Shape one{1};
+  one.insert(one.end(), t.shape().begin(), t.shape().end());
+  out.push_back({path, t.reshaped(one)});
 }
 
 void load_idx(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
               const Shape& sample) {
   Tensor t = read_idx(path);
-  if (t.rank() != 3 || sample.size() != 3 || sample[0] != 1 || !dims_match({1, t.dim(1), t.dim(2)}, sample)) {
-    throw Error(path + ": IDX images of shape " + to_string(t.shape()) + " do not fit the model input " +
-                to_string(sample));
-  }
+  detail::check_idx_fits(t.shape(), sample, path);
   normalize_raw(t, p, 1);
   add_batch(out, path, t.reshaped({t.dim(0), 1, t.dim(1), t.dim(2)}));
 }
 
 void load_image(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
                 const Shape& sample) {
-  if (sample.size() != 3) throw Error(path + ": an image cannot feed the model input " + to_string(sample));
+  detail::check_image_fits(sample, path);
   out.push_back({path, image_to_tensor(read_image(path), p, sample[0], sample[1], sample[2])});
 }
 
@@ -89,32 +138,21 @@ std::vector<NamedInput> load_inputs(const std::vector<std::string>& paths, const
   const Shape sample(model_input_shape.begin() + 1, model_input_shape.end());
   std::vector<NamedInput> out;
   for (const std::string& path : paths) {
-    if (fs::is_directory(path)) {
-      std::vector<std::string> files;
-      for (const auto& e : fs::directory_iterator(path)) {
-        if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
-      }
-      if (files.empty()) throw Error(path + ": directory without PNG or JPEG images");
-      std::sort(files.begin(), files.end());
-      for (const std::string& f : files) load_image(out, f, p, sample);
-    } else if (!fs::exists(path)) {
-      throw Error(path + ": no such file or directory");
-    } else if (ends_with(path, ".npy")) {
-      load_npy(out, path, sample);
-    } else if (ends_with(path, "-ubyte") || ends_with(path, ".idx") || ends_with(path, ".gz")) {
-      load_idx(out, path, p, sample);
-    } else {
-      load_image(out, path, p, sample);
-    }
-  }
-  for (const NamedInput& in : out) {
-    for (int64_t i = 0; i < in.tensor.size(); ++i) {
-      if (!std::isfinite(in.tensor[i])) {
-        throw Error(in.name + ": input contains " + std::string(std::isnan(in.tensor[i]) ? "NaN" : "Inf") +
-                    " at element " + std::to_string(i));
+    for (const detail::InputFile& file : detail::expand_input_path(path)) {
+      switch (file.kind) {
+        case detail::InputKind::npy:
+          load_npy(out, file.path, sample);
+          break;
+        case detail::InputKind::idx:
+          load_idx(out, file.path, p, sample);
+          break;
+        case detail::InputKind::image:
+          load_image(out, file.path, p, sample);
+          break;
       }
     }
   }
+  for (const NamedInput& in : out) detail::check_finite(in.tensor.data(), in.tensor.size(), in.name);
   return out;
 }
 

@@ -1,9 +1,12 @@
 #include "sieve/io/npy.hpp"
 
+#include <bit>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
+#include "io/npy_header.hpp"
 #include "sieve/error.hpp"
 
 namespace sieve {
@@ -11,35 +14,35 @@ namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
 
-size_t item_size(const std::string& descr) {
-  if (descr == "<f4" || descr == "<i4") return 4;
-  if (descr == "<f8" || descr == "<i8") return 8;
-  if (descr == "|u1" || descr == "<u1") return 1;
-  return 0;
+// The dtype of a descr, or nothing for the ones not read.
+std::optional<detail::NpyDtype> npy_dtype(const std::string& descr) {
+  if (descr == "<f4") return detail::NpyDtype::f4;
+  if (descr == "<f8") return detail::NpyDtype::f8;
+  if (descr == "<i4") return detail::NpyDtype::i4;
+  if (descr == "<i8") return detail::NpyDtype::i8;
+  if (descr == "|u1" || descr == "<u1") return detail::NpyDtype::u1;
+  return std::nullopt;
 }
 
-float convert(const std::string& descr, const char* p) {
-  if (descr == "<f4") {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
+int64_t item_size(detail::NpyDtype dtype) {
+  switch (dtype) {
+    case detail::NpyDtype::u1:
+      return 1;
+    case detail::NpyDtype::f4:
+    case detail::NpyDtype::i4:
+      return 4;
+    default:
+      return 8;
   }
-  if (descr == "<f8") {
-    double v;
-    std::memcpy(&v, p, 8);
-    return static_cast<float>(v);
+}
+
+template <class T>
+void convert(const char* raw, int64_t count, float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    T v;
+    std::memcpy(&v, raw + i * static_cast<int64_t>(sizeof(T)), sizeof(T));
+    out[i] = static_cast<float>(v);
   }
-  if (descr == "<i4") {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return static_cast<float>(v);
-  }
-  if (descr == "<i8") {
-    int64_t v;
-    std::memcpy(&v, p, 8);
-    return static_cast<float>(v);
-  }
-  return static_cast<float>(static_cast<uint8_t>(*p));
 }
 
 // The value of `key` in the header's Python dict literal: a quoted string without its quotes, a
@@ -63,11 +66,9 @@ std::string header_value(const std::string& header, const std::string& key, cons
 
 }  // namespace
 
-Tensor read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error(path + ": cannot open file");
-  const int64_t file_size = static_cast<int64_t>(in.tellg());
-  in.seekg(0);
+namespace detail {
+
+NpyHeader read_npy_header(std::istream& in, int64_t file_size, const std::string& path) {
   char magic[8];
   if (file_size < 10 || !in.read(magic, 8) || std::memcmp(magic, kMagic, 6) != 0) {
     throw Error(path + ": not a .npy file (bad magic)");
@@ -80,20 +81,24 @@ Tensor read_npy(const std::string& path) {
   const int len_size = major == 1 ? 2 : 4;
   if (!in.read(reinterpret_cast<char*>(len_bytes), len_size)) throw Error(path + ": truncated .npy header");
   for (int i = len_size; i-- > 0;) header_len = header_len * 256 + len_bytes[i];
-  const int64_t data_start = 8 + len_size + static_cast<int64_t>(header_len);
-  if (header_len > 65536 || data_start > file_size) throw Error(path + ": truncated or corrupt .npy header");
+  NpyHeader h;
+  h.data_offset = 8 + len_size + static_cast<int64_t>(header_len);
+  if (header_len > 65536 || h.data_offset > file_size)
+    throw Error(path + ": truncated or corrupt .npy header");
   std::string header(header_len, '\0');
-  in.read(header.data(), header_len);
+  if (!in.read(header.data(), header_len)) throw Error(path + ": truncated or corrupt .npy header");
 
   const std::string descr = header_value(header, "descr", path);
-  const size_t size = item_size(descr);
-  if (size == 0) {
-    throw Error(path + ": unsupported dtype '" + descr + "' (float32, float64, uint8, int32, int64 are read)");
+  const std::optional<NpyDtype> dtype = npy_dtype(descr);
+  if (!dtype) {
+    throw Error(path + ": unsupported dtype '" + descr +
+                "' (float32, float64, uint8, int32, int64 are read)");
   }
+  h.dtype = *dtype;
+  h.item_size = item_size(h.dtype);
   const std::string order = header_value(header, "fortran_order", path);
   if (order == "True") throw Error(path + ": Fortran-ordered arrays are not supported (save with C order)");
   if (order != "False") throw Error(path + ": bad fortran_order '" + order + "' in the .npy header");
-  Shape shape;
   std::stringstream dims(header_value(header, "shape", path));
   std::string item;
   while (std::getline(dims, item, ',')) {
@@ -103,18 +108,45 @@ Tensor read_npy(const std::string& path) {
     if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 18) {
       throw Error(path + ": bad dimension '" + item + "' in the .npy header");
     }
-    shape.push_back(std::stoll(item));
+    h.shape.push_back(std::stoll(item));
   }
-  const int64_t count = checked_element_count(shape, path);
-  if (file_size - data_start < count * static_cast<int64_t>(size)) {
-    throw Error(path + ": truncated data: shape " + to_string(shape) + " needs " +
-                std::to_string(count * static_cast<int64_t>(size)) + " bytes, the file has " +
-                std::to_string(file_size - data_start));
+  h.count = checked_element_count(h.shape, path);
+  if (file_size - h.data_offset < h.count * h.item_size) {
+    throw Error(path + ": truncated data: shape " + to_string(h.shape) + " needs " +
+                std::to_string(h.count * h.item_size) + " bytes, the file has " +
+                std::to_string(file_size - h.data_offset));
   }
-  std::string raw(static_cast<size_t>(count) * size, '\0');
-  in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
-  Tensor t = Tensor::uninitialized(shape);
-  for (int64_t i = 0; i < count; ++i) t[i] = convert(descr, raw.data() + static_cast<size_t>(i) * size);
+  return h;
+}
+
+void npy_to_float(NpyDtype dtype, const char* raw, int64_t count, float* out) {
+  static_assert(std::endian::native == std::endian::little, ".npy values are read as little-endian");
+  switch (dtype) {
+    case NpyDtype::f4:
+      return convert<float>(raw, count, out);
+    case NpyDtype::f8:
+      return convert<double>(raw, count, out);
+    case NpyDtype::u1:
+      return convert<uint8_t>(raw, count, out);
+    case NpyDtype::i4:
+      return convert<int32_t>(raw, count, out);
+    case NpyDtype::i8:
+      return convert<int64_t>(raw, count, out);
+  }
+}
+
+}  // namespace detail
+
+Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(path + ": cannot open file");
+  const int64_t file_size = static_cast<int64_t>(in.tellg());
+  in.seekg(0);
+  const detail::NpyHeader h = detail::read_npy_header(in, file_size, path);
+  std::string raw(static_cast<size_t>(h.count * h.item_size), '\0');
+  if (!in.read(raw.data(), static_cast<std::streamsize>(raw.size()))) throw Error(path + ": truncated data");
+  Tensor t = Tensor::uninitialized(h.shape);
+  detail::npy_to_float(h.dtype, raw.data(), h.count, t.data());
   return t;
 }
 

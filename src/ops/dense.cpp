@@ -41,6 +41,7 @@ class GemmOp : public LinearOp {
     return {apply(inputs[0], inputs[1], bias(inputs))};
   }
   Tensor weight(std::span<const Tensor> inputs) const override { return inputs[1]; }
+  int64_t weight_output_axis() const override { return trans_b_ ? 0 : 1; }
   // beta·C; kept in C's own (broadcastable) shape.
   Tensor bias(std::span<const Tensor> inputs) const override {
     const Tensor& c = optional_input(inputs, 2);
@@ -131,6 +132,7 @@ class MatMulOp : public LinearOp {
     return {apply(inputs[0], inputs[1], Tensor())};
   }
   Tensor weight(std::span<const Tensor> inputs) const override { return inputs[1]; }
+  int64_t weight_output_axis() const override { return 1; }
   Tensor bias(std::span<const Tensor>) const override { return {}; }
 
   Tensor apply(const Tensor& a, const Tensor& b, const Tensor& bias) const override {

@@ -2,12 +2,14 @@
 // seed, and completeness of Integrated Gradients.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 
 #include "sieve/analyzer.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/patterns.hpp"
 
 namespace sieve {
 namespace {
@@ -27,6 +29,14 @@ TEST(AnalyzerProperties, ExplanationsHaveTheInputShape) {
   const Tensor x = first_inputs(3);
   AnalyzerContext context;
   context.input_range = InputRange{{-0.81f}, {2.02f}};
+  // Patterns fitted on the inputs themselves: enough for shapes.
+  PatternFile patterns;
+  patterns.fingerprint = model_fingerprint(model);
+  patterns.statistics = PatternStatistics(model);
+  patterns.statistics.accumulate(model, x);
+  patterns.patterns = estimate_patterns(model, patterns.statistics, PatternType::relu);
+  context.patterns_file = ::testing::TempDir() + "/shape_test_" + std::to_string(getpid()) + ".safetensors";
+  write_pattern_file(context.patterns_file, patterns);
   for (const MethodInfo& m : available_methods()) {
     const auto a = create_analyzer(MethodSpec::parse(m.name == "integrated_gradients" ? m.name + ":steps=4"
                                                      : m.name == "smoothgrad"         ? m.name + ":n=3"

@@ -15,6 +15,7 @@
 
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/patterns.hpp"
 
 namespace fs = std::filesystem;
 
@@ -353,6 +354,150 @@ TEST(Cli, MalformedInputsAreRefused) {
                      "corrupt JPEG");
   write_bytes(temp("text.png"), "hello, I am not an image\n");
   expect_clear_error(sieve_cli("predict " + model + temp("text.png").string()), "not a PNG or JPEG file");
+}
+
+// Largest per-input |got − ref| relative to the input's max|ref| (inputs along the first axis).
+double worst_per_input(const Tensor& got, const Tensor& ref) {
+  EXPECT_EQ(got.shape(), ref.shape());
+  if (got.shape() != ref.shape()) return 1.0;
+  const int64_t n = ref.dim(0), per = ref.size() / n;
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double scale = 0.0, diff = 0.0;
+    for (int64_t k = 0; k < per; ++k) {
+      scale = std::max(scale, static_cast<double>(std::abs(ref[i * per + k])));
+      diff = std::max(diff, static_cast<double>(std::abs(got[i * per + k] - ref[i * per + k])));
+    }
+    worst = std::max(worst, diff / scale);
+  }
+  return worst;
+}
+
+Tensor npy_rows(const Tensor& t, int64_t begin, int64_t count) {
+  const int64_t per = t.size() / t.dim(0);
+  Shape shape = t.shape();
+  shape[0] = count;
+  return Tensor(shape, std::span<const float>(t.data() + begin * per, static_cast<size_t>(count * per)));
+}
+
+// fit-patterns on the shared mlp's training images, then pattern.net (with --patterns) and
+// pattern.attribution (with the method parameter) equal the numpy references.
+TEST(Cli, FitPatternsThenExplainMatchesReference) {
+  const std::string model = kShared + "models/mlp_dynbatch.onnx", inputs = kShared + "models/mlp_inputs.npy";
+  const fs::path patterns = temp("mlp_relu.safetensors");
+  CliRun r = sieve_cli("fit-patterns " + model + " --data " + kShared +
+                       "models/fmnist_train2000.npy --batch 300 --out " + patterns.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fitted relu patterns of 3 layer(s) on 2000 input(s)"), std::string::npos) << r.out;
+  const fs::path net = temp("patternnet.npy"), attribution = temp("patternattribution.npy");
+  r = sieve_cli("explain " + model + " " + inputs + " -m pattern.net --patterns " + patterns.string() +
+                " --out " + net.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LE(worst_per_input(read_npy(net.string()), read_npy(kShared + "refs/mlp/patternnet_relu.npy")),
+            1e-4);
+  r = sieve_cli("explain " + model + " " + inputs + " -m pattern.attribution:patterns=" + patterns.string() +
+                " --out " + attribution.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LE(worst_per_input(read_npy(attribution.string()),
+                            read_npy(kShared + "refs/mlp/patternattribution_relu.npy")),
+            1e-4);
+}
+
+// Two halves of the training data fitted separately and merged with --merge give the whole fit's
+// statistics (to float64 rounding) and patterns.
+TEST(Cli, FitPatternsMergeEqualsTheWholeFit) {
+  const std::string model = kShared + "models/mlp_dynbatch.onnx",
+                    data = kShared + "models/fmnist_train2000.npy";
+  const Tensor all = read_npy(data);
+  write_npy(temp("first.npy").string(), npy_rows(all, 0, 700));
+  write_npy(temp("second.npy").string(), npy_rows(all, 700, 1300));
+  const std::string fit = "fit-patterns " + model + " --type linear ";
+  CliRun r = sieve_cli(fit + "--data " + data + " --out " + temp("whole.safetensors").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* part : {"first", "second"}) {
+    r = sieve_cli(fit + "--data " + temp(std::string(part) + ".npy").string() + " --out " +
+                  temp(std::string(part) + ".safetensors").string());
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  r = sieve_cli(fit + "--merge " + temp("first.safetensors").string() + " " +
+                temp("second.safetensors").string() + " --out " + temp("merged.safetensors").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("on 2000 input(s)"), std::string::npos) << r.out;
+  const PatternFile whole = read_pattern_file(temp("whole.safetensors").string());
+  const PatternFile merged = read_pattern_file(temp("merged.safetensors").string());
+  EXPECT_EQ(merged.fingerprint, whole.fingerprint);
+  EXPECT_EQ(merged.type, PatternType::linear);
+  EXPECT_EQ(merged.statistics.images, 2000);
+  EXPECT_NE(merged.data_description.find("first.npy"), std::string::npos) << merged.data_description;
+  EXPECT_NE(merged.data_description.find("second.npy"), std::string::npos) << merged.data_description;
+  ASSERT_EQ(merged.statistics.layers().size(), 3u);
+  ASSERT_EQ(whole.statistics.layers().size(), 3u);
+  for (size_t l = 0; l < 3; ++l) {
+    const LayerStatistics &m = merged.statistics.layers()[l], &w = whole.statistics.layers()[l];
+    EXPECT_EQ(m.count, w.count);
+    EXPECT_EQ(m.count_pos, w.count_pos);
+    for (std::vector<double> LayerStatistics::*field :
+         {&LayerStatistics::sum_y, &LayerStatistics::sum_y_pos, &LayerStatistics::sum_x,
+          &LayerStatistics::sum_x_pos, &LayerStatistics::sum_xy, &LayerStatistics::sum_xy_pos}) {
+      const std::vector<double>&a = m.*field, &b = w.*field;
+      ASSERT_EQ(a.size(), b.size());
+      double scale = 0.0, diff = 0.0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        scale = std::max(scale, std::abs(b[i]));
+        diff = std::max(diff, std::abs(a[i] - b[i]));
+      }
+      EXPECT_LE(diff, 1e-12 * scale) << "layer " << l;
+    }
+    const Tensor &pm = merged.patterns[l].positive, &pw = whole.patterns[l].positive;
+    ASSERT_EQ(pm.shape(), pw.shape());
+    float scale = 0.0f, diff = 0.0f;
+    for (int64_t i = 0; i < pw.size(); ++i) {
+      scale = std::max(scale, std::abs(pw[i]));
+      diff = std::max(diff, std::abs(pm[i] - pw[i]));
+    }
+    EXPECT_LE(diff, 1e-6f * scale) << "layer " << l;
+  }
+  // And the merged file explains like the whole one.
+  const std::string inputs = kShared + "models/mlp_inputs.npy";
+  for (const char* file : {"whole", "merged"}) {
+    r = sieve_cli("explain " + model + " " + inputs + " -m pattern.net --patterns " +
+                  temp(std::string(file) + ".safetensors").string() + " --out " +
+                  temp(std::string(file) + "_net.npy").string());
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_LE(
+      worst_per_input(read_npy(temp("merged_net.npy").string()), read_npy(temp("whole_net.npy").string())),
+      1e-5);
+  EXPECT_LE(worst_per_input(read_npy(temp("merged_net.npy").string()),
+                            read_npy(kShared + "refs/mlp/patternnet_linear.npy")),
+            1e-4);
+}
+
+TEST(Cli, BadPatternArgumentsGiveOneClearError) {
+  const std::string mlp = kShared + "models/mlp_dynbatch.onnx", cnn = kShared + "models/cnn_dynbatch.onnx";
+  const std::string data = kShared + "models/mlp_inputs.npy", out = temp("bad_patterns.safetensors").string();
+  expect_clear_error(sieve_cli("fit-patterns " + mlp + " --out " + out), "either --data or --merge");
+  expect_clear_error(
+      sieve_cli("fit-patterns " + mlp + " --data " + data + " --merge " + out + " --out " + out),
+      "either --data or --merge");
+  expect_clear_error(sieve_cli("fit-patterns " + mlp + " --data " + data + " --type sigmoid --out " + out),
+                     "unknown pattern type 'sigmoid'");
+  expect_clear_error(sieve_cli("fit-patterns " + mlp + " --merge /no/such.safetensors --out " + out),
+                     "/no/such.safetensors");
+  const std::string explain = "explain " + mlp + " " + data + " --out " + temp("bad_patterns.npy").string();
+  expect_clear_error(sieve_cli(explain + " -m pattern.net"), "--patterns");
+  expect_clear_error(sieve_cli(explain + " -m pattern.attribution"), "--patterns");
+  // A pattern file of the cnn used with the mlp, for explaining and for merging.
+  const fs::path cnn_patterns = temp("cnn_patterns.safetensors");
+  const CliRun r = sieve_cli("fit-patterns " + cnn + " --data " + kShared + "models/cnn_inputs.npy --out " +
+                             cnn_patterns.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_clear_error(sieve_cli(explain + " -m pattern.net --patterns " + cnn_patterns.string()),
+                     "fitted for another model");
+  expect_clear_error(sieve_cli("fit-patterns " + mlp + " --merge " + cnn_patterns.string() + " --out " + out),
+                     "fitted for another model");
+  // Not a pattern file.
+  expect_clear_error(sieve_cli(explain + " -m pattern.net --patterns " + data), data);
 }
 
 }  // namespace

@@ -1,0 +1,39 @@
+#pragma once
+
+// Internal: how command-line paths become input files, shared by load_inputs and InputStream so both
+// read the same files in the same order and accept the same shapes.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sieve/tensor.hpp"
+
+namespace sieve::detail {
+
+enum class InputKind { npy, idx, image };
+
+struct InputFile {
+  std::string path;
+  InputKind kind = InputKind::image;
+};
+
+// The files one path stands for: a directory's PNG / JPEG files (recognized by content) sorted by name,
+// else the path itself, classified by its extension (.npy; -ubyte, .idx, .gz; anything else is an
+// image). Throws sieve::Error for a missing path or a directory without images.
+std::vector<InputFile> expand_input_path(const std::string& path);
+
+// True when `sample` has the rank of `declared` and equals it wherever `declared` is not dynamic (< 0).
+bool dims_match(const Shape& sample, const Shape& declared);
+
+// How an .npy array of `shape` feeds a model whose sample shape (without batch) is `sample`: false for
+// one sample, true for a batch [N, ...sample]. Throws sieve::Error naming `path` when it fits neither.
+bool npy_is_batch(const Shape& shape, const Shape& sample, const std::string& path);
+// Throws sieve::Error naming `path` unless IDX data of `shape` ([N, H, W]) fits the sample shape.
+void check_idx_fits(const Shape& shape, const Shape& sample, const std::string& path);
+// Throws sieve::Error naming `path` unless an image can feed the sample shape ([C, H, W]).
+void check_image_fits(const Shape& sample, const std::string& path);
+// Throws sieve::Error naming the input `name` at its first NaN or Inf.
+void check_finite(const float* values, int64_t count, const std::string& name);
+
+}  // namespace sieve::detail

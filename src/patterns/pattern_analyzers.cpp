@@ -1,0 +1,80 @@
+#include "patterns/pattern_analyzers.hpp"
+
+#include <map>
+#include <mutex>
+
+#include "sieve/error.hpp"
+#include "sieve/patterns.hpp"
+
+namespace sieve::patterns {
+namespace {
+
+class PatternAnalyzer : public Analyzer {
+ public:
+  PatternAnalyzer(bool attribution, std::string path) : attribution_(attribution), path_(std::move(path)) {
+    if (path_.empty())
+      throw Error(std::string(attribution ? "pattern.attribution" : "pattern.net") +
+                  " needs patterns: --patterns FILE or patterns=FILE (made by sieve fit-patterns)");
+  }
+
+  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
+    const std::map<size_t, Tensor> substitutes = weights_for(pass.model());
+    const Tensor& out = pass.output();
+    std::vector<float> logits(targets.size(), 0.0f);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (out.rank() == 2 && targets[i] >= 0 && targets[i] < out.dim(1))
+        logits[i] = out[static_cast<int64_t>(i) * out.dim(1) + targets[i]];
+    }
+    std::map<size_t, BackwardMapping> mappings;
+    for (const auto& [n, weight] : substitutes) {
+      mappings[n] = [w = weight](const Node& node, const VjpArgs& a) {
+        std::vector<Tensor> back(a.inputs.size());
+        back[0] = node.op->as_linear()->apply_transpose(a.grad_outputs[0], w, a.input_shapes[0]);
+        return back;
+      };
+    }
+    return pass.reverse(target_seed(out.shape(), targets, logits), [&](size_t n) -> const BackwardMapping* {
+      const auto it = mappings.find(n);
+      return it == mappings.end() ? nullptr : &it->second;
+    });
+  }
+
+ private:
+  // Per layer node: a₊ (PatternNet) or w ⊙ a₊ (PatternAttribution), read and checked once per model.
+  std::map<size_t, Tensor> weights_for(const Model& model) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::vector<size_t> layers = pattern_layers(model);
+    const Tensor& first = model.graph().value(model.graph().nodes()[layers.at(0)].inputs[1]).constant;
+    // The pinned weight storage makes the same address mean the same model.
+    if (pinned_.empty() || pinned_.data() != first.data()) {
+      const PatternFile file = read_pattern_file_for(path_, model);
+      weights_.clear();
+      for (size_t l = 0; l < layers.size(); ++l) {
+        const Node& node = model.graph().nodes()[layers[l]];
+        Tensor w = file.patterns[l].positive;
+        if (attribution_) {
+          const Tensor& original = model.graph().value(node.inputs[1]).constant;
+          w = w.clone();
+          for (int64_t i = 0; i < w.size(); ++i) w[i] *= original[i];
+        }
+        weights_[layers[l]] = w;
+      }
+      pinned_ = first;
+    }
+    return weights_;
+  }
+
+  bool attribution_;
+  std::string path_;
+  mutable std::mutex mutex_;
+  mutable Tensor pinned_;
+  mutable std::map<size_t, Tensor> weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<Analyzer> make_pattern_analyzer(bool attribution, const std::string& patterns_file) {
+  return std::make_unique<PatternAnalyzer>(attribution, patterns_file);
+}
+
+}  // namespace sieve::patterns
