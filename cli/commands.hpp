@@ -10,5 +10,7 @@ void add_info_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_explain_command(CLI::App& app);
 void add_methods_command(CLI::App& app);
+void add_fit_patterns_command(CLI::App& app);
+void add_signal_quality_command(CLI::App& app);
 
 }  // namespace sieve::cli

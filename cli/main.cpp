@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   sieve::cli::add_predict_command(app);
   sieve::cli::add_explain_command(app);
   sieve::cli::add_methods_command(app);
+  sieve::cli::add_fit_patterns_command(app);
+  sieve::cli::add_signal_quality_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
