@@ -16,9 +16,6 @@
 
 #include "sieve/signal_quality.hpp"
 
-// Eigen's own OpenMP GEMM synchronizes its threads many times per product and slows down badly when
-// the cores are shared; the work is split here in coarse, independent pieces instead.
-#define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Dense>
 #ifdef _OPENMP
 #include <omp.h>
@@ -97,6 +94,10 @@ int max_threads() {
   return 1;
 #endif
 }
+
+// The large products are split here into coarse, independent pieces, one per thread (Eigen runs each
+// piece single-threaded inside the parallel region): Eigen's own parallel GEMM synchronizes its threads
+// many times per product and slows down badly when the cores are shared with other processes.
 
 // out = f(in) column block by column block, the blocks on separate threads (f maps columns independently).
 template <class F>
@@ -644,6 +645,7 @@ std::vector<std::vector<LayerQuality>> signal_quality(const Model& model, const 
           for (size_t k = 0; k < modes; ++k) {
             const NeuronMoments& m = fit[k][at(i)];
             if (m.dead() || ev[k][at(i)].dead()) continue;
+            ++q[k].neurons_used;
             const Vector act =
                 outputs[k] == QualityOutput::post ? Vector(solved.col(kRhs * i + 7)) : Vector(acp + acn);
             for (size_t e = 0; e < estimators; ++e) {
@@ -677,7 +679,6 @@ std::vector<std::vector<LayerQuality>> signal_quality(const Model& model, const 
           sum += r;
           ++used;
         }
-        lq.neurons_used = used;
         lq.mean_rho[e] = used > 0 ? sum / static_cast<double>(used) : nan;
       }
       result[k].push_back(std::move(lq));
