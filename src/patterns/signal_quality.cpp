@@ -25,6 +25,7 @@
 #include <limits>
 #include <numbers>
 
+#include "patterns/layer_pass.hpp"
 #include "sieve/error.hpp"
 #include "sieve/executor.hpp"
 
@@ -41,37 +42,6 @@ constexpr int64_t kMaxCovarianceElements = int64_t{1} << 30;
 constexpr int64_t kStagingElements = int64_t{1} << 22;
 
 const std::vector<std::string> kEstimators{"random", "S_w", "S_a", "S_a+-"};
-
-std::vector<Tensor> constant_inputs(const Graph& graph, const Node& node, const Tensor& x) {
-  std::vector<Tensor> inputs{x};
-  for (size_t i = 1; i < node.inputs.size(); ++i)
-    inputs.push_back(node.inputs[i] >= 0 ? graph.value(node.inputs[i]).constant : Tensor());
-  return inputs;
-}
-
-// The axis of a layer's output that indexes its neurons: the last for MatMul, else 1.
-int64_t output_neuron_axis(const Node& node, const Tensor& y) {
-  return node.spec.op_type == "MatMul" ? y.rank() - 1 : 1;
-}
-
-// y = z − b along the neuron axis, when the bias is one value per neuron; otherwise recomputed.
-Tensor output_without_bias(const LinearOp& op, const Tensor& x, const Tensor& z, const Tensor& w,
-                           const Tensor& b, int64_t axis) {
-  if (b.empty()) return z;
-  if (b.size() != z.dim(axis)) return op.apply(x, w, Tensor());
-  Tensor y = Tensor::uninitialized(z.shape());
-  const int64_t c = z.dim(axis);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= z.dim(d);
-  for (int64_t d = axis + 1; d < z.rank(); ++d) inner *= z.dim(d);
-  for (int64_t o = 0; o < outer; ++o) {
-    for (int64_t j = 0; j < c; ++j) {
-      const int64_t base = (o * c + j) * inner;
-      for (int64_t k = 0; k < inner; ++k) y[base + k] = z[base + k] - b[j];
-    }
-  }
-  return y;
-}
 
 // Rows [begin, end) of a batch.
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t end) {
@@ -404,7 +374,7 @@ QualityStatistics::QualityStatistics(const Model& model) {
   for (size_t n : pattern_layers(model)) {
     const Node& node = graph.nodes()[n];
     const LinearOp& op = *node.op->as_linear();
-    const Tensor w = op.weight(constant_inputs(graph, node, Tensor()));
+    const Tensor w = op.weight(patterns::constant_inputs(graph, node, Tensor()));
     QualityLayerStatistics s;
     s.node = node.name;
     s.op_type = node.spec.op_type;
@@ -446,32 +416,20 @@ QualityStatistics::QualityStatistics(const Model& model) {
 }
 
 void QualityStatistics::accumulate(const Model& model, const Tensor& batch) {
-  const Graph& graph = model.graph();
-  if (model.input_shapes().size() != 1) throw Error("ρ(S) needs a model with exactly one input");
-  check_input(batch, model.input_shapes()[0], model.input_names()[0]);
-  const std::vector<size_t> layers = pattern_layers(model);
-  if (layers.size() != layers_.size()) throw Error("ρ(S) statistics were made for another model");
-  std::vector<bool> keep(graph.values().size(), false);
-  for (size_t n : layers) {
-    keep[static_cast<size_t>(graph.nodes()[n].inputs[0])] = true;
-    keep[static_cast<size_t>(graph.nodes()[n].outputs[0])] = true;
-  }
-  Trace trace;
-  Executor(graph).run({batch}, &trace, keep);
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const Node& node = graph.nodes()[layers[l]];
+  if (pattern_layers(model).size() != layers_.size())
+    throw Error("ρ(S) statistics were made for another model");
+  const std::vector<patterns::LayerPass> passes = patterns::run_pattern_layers(model, batch, "ρ(S)");
+  for (size_t l = 0; l < passes.size(); ++l) {
+    const patterns::LayerPass& p = passes[l];
+    const Node& node = *p.node;
     QualityLayerStatistics& s = layers_[l];
     if (node.name != s.node) throw Error("ρ(S) statistics were made for another model");
-    const LinearOp& op = *node.op->as_linear();
-    const Tensor& x = trace.values[static_cast<size_t>(node.inputs[0])];
-    const Tensor& z = trace.values[static_cast<size_t>(node.outputs[0])];
-    const std::vector<Tensor> inputs = constant_inputs(graph, node, x);
-    const Tensor w = op.weight(inputs), b = op.bias(inputs);
-    const int64_t axis = output_neuron_axis(node, z);
+    const LinearOp& op = *p.op;
+    const Tensor &x = p.x, &z = p.z, &y = p.y;
+    const int64_t axis = p.axis;
     if (z.dim(axis) != s.neurons)
       throw Error(node.spec.where() + ": output " + to_string(z.shape()) + " does not have " +
                   std::to_string(s.neurons) + " neurons on axis " + std::to_string(axis));
-    const Tensor y = output_without_bias(op, x, z, w, b, axis);
     s.count += static_cast<double>(z.size() / s.neurons);
     if (s.op_type == "Conv") {
       accumulate_convolution(op, identity_[l], x, z, y, s);
@@ -556,7 +514,7 @@ std::vector<std::vector<LayerQuality>> signal_quality(const Model& model, const 
       throw Error("ρ(S) statistics of layer '" + s2.node +
                   "' differ between the fit and the evaluation data");
     const LinearOp& op = *node.op->as_linear();
-    const Tensor w = op.weight(constant_inputs(graph, node, Tensor()));
+    const Tensor w = op.weight(patterns::constant_inputs(graph, node, Tensor()));
     if (w.shape() != s2.weight_shape)
       throw Error("ρ(S) statistics of layer '" + s2.node + "' do not fit node '" + node.name + "'");
     const int64_t d = s2.patch, per_group = s2.groups == 0 ? 0 : s2.neurons / s2.groups;

@@ -7,6 +7,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 
+#include "patterns/layer_pass.hpp"
 #include "sieve/error.hpp"
 #include "sieve/patterns.hpp"
 #include "sieve/reverse.hpp"
@@ -16,18 +17,6 @@ namespace {
 
 bool constant_input(const Graph& graph, const Node& node, size_t i) {
   return i < node.inputs.size() && node.inputs[i] >= 0 && graph.value(node.inputs[i]).is_constant();
-}
-
-std::vector<Tensor> constant_inputs(const Graph& graph, const Node& node, const Tensor& x) {
-  std::vector<Tensor> inputs{x};
-  for (size_t i = 1; i < node.inputs.size(); ++i)
-    inputs.push_back(node.inputs[i] >= 0 ? graph.value(node.inputs[i]).constant : Tensor());
-  return inputs;
-}
-
-// The axis of a layer's output that indexes its neurons: the last for MatMul, else 1.
-int64_t output_neuron_axis(const Node& node, const Tensor& y) {
-  return node.spec.op_type == "MatMul" ? y.rank() - 1 : 1;
 }
 
 // Per-neuron sums of t over every other axis, added to `into`.
@@ -49,26 +38,6 @@ void add_neuron_sums(std::vector<double>& into, const Tensor& t, int64_t axis) {
 void add_to(std::vector<double>& into, const Tensor& t) {
   const float* p = t.data();
   for (size_t i = 0; i < into.size(); ++i) into[i] += p[i];
-}
-
-// y = z − b along the neuron axis, when the bias is one value per neuron; otherwise recomputed.
-Tensor output_without_bias(const LinearOp& op, const Tensor& x, const Tensor& z, const Tensor& w,
-                           const Tensor& b, int64_t axis) {
-  if (b.empty()) return z;
-  if (b.size() != z.dim(axis)) return op.apply(x, w, Tensor());
-  Tensor y = Tensor::uninitialized(z.shape());
-  const int64_t c = z.dim(axis);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= z.dim(d);
-  for (int64_t d = axis + 1; d < z.rank(); ++d) inner *= z.dim(d);
-#pragma omp parallel for collapse(2) if (z.size() > 65536)
-  for (int64_t o = 0; o < outer; ++o) {
-    for (int64_t j = 0; j < c; ++j) {
-      const int64_t base = (o * c + j) * inner;
-      for (int64_t k = 0; k < inner; ++k) y[base + k] = z[base + k] - b[j];
-    }
-  }
-  return y;
 }
 
 Tensor sample(const Tensor& t, int64_t i) {
@@ -180,7 +149,7 @@ PatternStatistics::PatternStatistics(const Model& model) {
   for (size_t n : pattern_layers(model)) {
     const Node& node = graph.nodes()[n];
     const LinearOp& op = *node.op->as_linear();
-    const Tensor w = op.weight(constant_inputs(graph, node, Tensor()));
+    const Tensor w = op.weight(patterns::constant_inputs(graph, node, Tensor()));
     LayerStatistics s;
     s.node = node.name;
     s.weight_shape = w.shape();
@@ -203,29 +172,18 @@ PatternStatistics::PatternStatistics(const Model& model) {
 }
 
 void PatternStatistics::accumulate(const Model& model, const Tensor& batch) {
-  const Graph& graph = model.graph();
-  if (model.input_shapes().size() != 1) throw Error("pattern fitting needs a model with exactly one input");
-  check_input(batch, model.input_shapes()[0], model.input_names()[0]);
-  const std::vector<size_t> layers = pattern_layers(model);
-  if (layers.size() != layers_.size()) throw Error("pattern statistics were made for another model");
-  std::vector<bool> keep(graph.values().size(), false);
-  for (size_t n : layers) {
-    keep[static_cast<size_t>(graph.nodes()[n].inputs[0])] = true;
-    keep[static_cast<size_t>(graph.nodes()[n].outputs[0])] = true;
-  }
-  Trace trace;
-  Executor(graph).run({batch}, &trace, keep);
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const Node& node = graph.nodes()[layers[l]];
+  if (pattern_layers(model).size() != layers_.size())
+    throw Error("pattern statistics were made for another model");
+  const std::vector<patterns::LayerPass> passes =
+      patterns::run_pattern_layers(model, batch, "pattern fitting");
+  for (size_t l = 0; l < passes.size(); ++l) {
+    const patterns::LayerPass& p = passes[l];
+    const Node& node = *p.node;
     LayerStatistics& s = layers_[l];
     if (node.name != s.node) throw Error("pattern statistics were made for another model");
-    const LinearOp& op = *node.op->as_linear();
-    const Tensor& x = trace.values[static_cast<size_t>(node.inputs[0])];
-    const Tensor& z = trace.values[static_cast<size_t>(node.outputs[0])];
-    const std::vector<Tensor> inputs = constant_inputs(graph, node, x);
-    const Tensor w = op.weight(inputs), b = op.bias(inputs);
-    const int64_t axis = output_neuron_axis(node, z);
-    const Tensor y = output_without_bias(op, x, z, w, b, axis);
+    const LinearOp& op = *p.op;
+    const Tensor &x = p.x, &z = p.z, &y = p.y;
+    const int64_t axis = p.axis;
     Tensor mask = Tensor::uninitialized(z.shape()), y_pos = Tensor::uninitialized(z.shape());
     const int64_t size = z.size();
 #pragma omp parallel for simd if (size > 65536)
