@@ -218,15 +218,17 @@ void run_quality(const QualityOptions& o) {
   const Model model = Model::load(o.model);
   const PatternFile patterns = read_pattern_file_for(o.patterns, model);
   const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input);
-  auto statistics = [&](const std::vector<std::string>& paths, const std::string& label) {
-    InputStream data(paths, resolved.preprocessing, model.input_shapes().at(0));
+  // Both streams first, so a missing or unfitting file is reported before any work.
+  InputStream fit_data(o.data, resolved.preprocessing, model.input_shapes().at(0));
+  InputStream eval_data(o.eval, resolved.preprocessing, model.input_shapes().at(0));
+  auto statistics = [&](InputStream& data, const std::string& label) {
     Progress progress(label);
     return fit_quality_statistics(model, data, o.input.batch, [&](int64_t done, int64_t total) {
       progress.update(static_cast<size_t>(done), static_cast<size_t>(std::max<int64_t>(total, done)));
     });
   };
-  const QualityStatistics fit = statistics(o.data, "statistics (fit v)");
-  const QualityStatistics eval = statistics(o.eval, "statistics (evaluation)");
+  const QualityStatistics fit = statistics(fit_data, "statistics (fit v)");
+  const QualityStatistics eval = statistics(eval_data, "statistics (evaluation)");
   const std::vector<std::vector<LayerQuality>> results =
       signal_quality(model, patterns, fit, eval, outputs, o.seed, o.ridge);
 
