@@ -47,6 +47,8 @@ class ForwardPass {
 // Output seed with value[i] at (sample i, target[i]) and zeros elsewhere; the output must be [N, classes].
 Tensor target_seed(const Shape& output_shape, const std::vector<int64_t>& targets,
                    const std::vector<float>& values);
+// The relevance family's seed: each sample's target logit at its target, zeros elsewhere.
+Tensor logit_seed(const ForwardPass& pass, const std::vector<int64_t>& targets);
 
 class Analyzer {
  public:

@@ -64,6 +64,16 @@ Tensor target_seed(const Shape& output_shape, const std::vector<int64_t>& target
   return seed;
 }
 
+Tensor logit_seed(const ForwardPass& pass, const std::vector<int64_t>& targets) {
+  const Tensor& out = pass.output();
+  std::vector<float> logits(targets.size(), 0.0f);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (out.rank() == 2 && targets[i] >= 0 && targets[i] < out.dim(1))
+      logits[i] = out[static_cast<int64_t>(i) * out.dim(1) + targets[i]];
+  }
+  return target_seed(out.shape(), targets, logits);
+}
+
 TargetSelection TargetSelection::parse(const std::string& text) {
   TargetSelection t;
   if (text == "max") return t;

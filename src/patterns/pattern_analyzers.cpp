@@ -19,12 +19,6 @@ class PatternAnalyzer : public Analyzer {
 
   Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
     const std::map<size_t, Tensor> substitutes = weights_for(pass.model());
-    const Tensor& out = pass.output();
-    std::vector<float> logits(targets.size(), 0.0f);
-    for (size_t i = 0; i < targets.size(); ++i) {
-      if (out.rank() == 2 && targets[i] >= 0 && targets[i] < out.dim(1))
-        logits[i] = out[static_cast<int64_t>(i) * out.dim(1) + targets[i]];
-    }
     std::map<size_t, BackwardMapping> mappings;
     for (const auto& [n, weight] : substitutes) {
       mappings[n] = [w = weight](const Node& node, const VjpArgs& a) {
@@ -33,7 +27,7 @@ class PatternAnalyzer : public Analyzer {
         return back;
       };
     }
-    return pass.reverse(target_seed(out.shape(), targets, logits), [&](size_t n) -> const BackwardMapping* {
+    return pass.reverse(logit_seed(pass, targets), [&](size_t n) -> const BackwardMapping* {
       const auto it = mappings.find(n);
       return it == mappings.end() ? nullptr : &it->second;
     });

@@ -185,7 +185,7 @@ Tensor apply_linear_rule(const LinearRule& rule, const ModifiedParameters& param
     if (z.shape() != relevance.shape())
       throw Error("relevance of shape " + to_string(relevance.shape()) + " at an output of shape " +
                   to_string(z.shape()));
-    const std::vector<float> eps = epsilons(rule, is_true_z && !true_z.empty() ? true_z : z);
+    const std::vector<float> eps = epsilons(rule, z);
     const GroupMask mask = rule.groups[g].mask;
     Tensor s = Tensor::uninitialized(z.shape());
     const int64_t n = z.rank() > 0 ? z.dim(0) : 1, per = n == 0 ? 0 : z.size() / n;

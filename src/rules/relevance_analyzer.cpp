@@ -52,10 +52,6 @@ Tensor stabilized_ratio(const Tensor& r, const Tensor& z, float eps) {
   return s;
 }
 
-std::string rule_label(const LinearRule& rule) {
-  return rule.text;
-}
-
 }  // namespace
 
 CompositeAnalyzer::CompositeAnalyzer(Composite composite, RelevanceOptions options,
@@ -177,10 +173,10 @@ std::vector<RuleAssignment> CompositeAnalyzer::assignment(const Model& model) co
     std::string what;
     switch (t.kind) {
       case Treatment::linear_rule:
-        what = rule_label(*t.rule);
+        what = t.rule->text;
         break;
       case Treatment::log_odds:
-        what = "log-odds top layer with " + rule_label(*t.rule);
+        what = "log-odds top layer with " + t.rule->text;
         break;
       case Treatment::pass:
         what = "pass";
@@ -300,13 +296,7 @@ Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const std::vector<int
   const Model& model = pass.model();
   const auto& nodes = model.graph().nodes();
   const std::vector<NodeTreatment> treatments = plan(model);
-  std::vector<float> logits(targets.size());
-  const Tensor& out = pass.output();
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (out.rank() == 2 && targets[i] >= 0 && targets[i] < out.dim(1))
-      logits[i] = out[static_cast<int64_t>(i) * out.dim(1) + targets[i]];
-  }
-  const Tensor seed = target_seed(out.shape(), targets, logits);
+  const Tensor seed = logit_seed(pass, targets);
 
   // Max-pooling treated as average pooling runs through an average-pooling op of the same geometry.
   std::vector<std::unique_ptr<Op>> average_pools(nodes.size());
