@@ -16,6 +16,7 @@
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/patterns.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -23,50 +24,6 @@ namespace sieve {
 namespace {
 
 const std::string kShared = std::string(SIEVE_TEST_DATA) + "/shared/";
-
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun sieve_cli(const std::string& args) {
-  // Tests run in parallel processes: every call gets its own stderr file.
-  static int calls = 0;
-  const fs::path err = fs::path(::testing::TempDir()) /
-                       ("sieve_stderr_" + std::to_string(getpid()) + "_" + std::to_string(calls++) + ".txt");
-  const std::string command = std::string(SIEVE_CLI) + " " + args + " 2>" + err.string();
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
-  const int status = pclose(pipe);
-  std::ifstream in(err);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out, ss.str()};
-}
-
-// A per-process scratch directory, so tests running in parallel do not share files.
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_cli_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A small valid graph x[1,4] → Relu → y, to be broken in different ways.
 onnx::ModelProto relu_model() {

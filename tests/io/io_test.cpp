@@ -17,37 +17,12 @@
 #include "sieve/io/npy.hpp"
 #include "sieve/io/preprocess.hpp"
 #include "sieve/io/profile.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 
 namespace sieve {
 namespace {
-
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_io_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
-// A .npy file with the given header dictionary and raw data.
-std::string npy(const std::string& dict, const std::string& data) {
-  std::string header = dict;
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += '\x01';
-  out += '\x00';
-  out += static_cast<char>(header.size() & 0xff);
-  out += static_cast<char>(header.size() >> 8);
-  return out + header + data;
-}
 
 template <class T>
 std::string raw(const std::vector<T>& values) {

@@ -15,30 +15,13 @@
 #include <numbers>
 
 #include "sieve/error.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace sieve {
 namespace {
-
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_safetensors_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
 
 std::string le64(uint64_t v) {
   std::string s;

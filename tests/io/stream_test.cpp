@@ -16,37 +16,12 @@
 #include "sieve/io/image.hpp"
 #include "sieve/io/inputs.hpp"
 #include "sieve/io/npy.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 
 namespace sieve {
 namespace {
-
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_stream_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
-// A .npy file (format 1.0) with the given header dictionary and raw data.
-std::string npy(const std::string& dict, const std::string& data) {
-  std::string header = dict;
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += '\x01';
-  out += '\x00';
-  out += static_cast<char>(header.size() & 0xff);
-  out += static_cast<char>(header.size() >> 8);
-  return out + header + data;
-}
 
 std::string npy_dict(const std::string& descr, const std::string& shape) {
   return "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";

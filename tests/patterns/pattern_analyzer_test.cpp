@@ -12,6 +12,7 @@
 #include "sieve/io/npy.hpp"
 #include "sieve/io/stream.hpp"
 #include "sieve/patterns.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -21,16 +22,6 @@ namespace {
 const std::string kModels = std::string(SIEVE_TEST_DATA) + "/shared/models/";
 const std::string kRefs = std::string(SIEVE_TEST_DATA) + "/shared/refs/mlp/";
 const std::string kToy = std::string(SIEVE_TEST_DATA) + "/../../examples/linear_toy/";
-
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d =
-        fs::path(::testing::TempDir()) / ("sieve_pattern_analyzers_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
 
 PatternStatistics fit_files(const Model& model, const std::vector<std::string>& paths, int64_t batch) {
   InputStream data(paths, Preprocessing{}, model.input_shapes().at(0));

@@ -4,9 +4,8 @@
 // and the pattern files.
 
 #include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -26,6 +25,7 @@
 #include "sieve/io/safetensors.hpp"
 #include "sieve/io/stream.hpp"
 #include "sieve/patterns.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -35,15 +35,6 @@ namespace {
 const std::string kModels = std::string(SIEVE_TEST_DATA) + "/shared/models/";
 const std::string kRefs = std::string(SIEVE_TEST_DATA) + "/shared/refs/mlp/";
 const std::string kToy = std::string(SIEVE_TEST_DATA) + "/../../examples/linear_toy/";
-
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_patterns_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
 
 // Rows [begin, begin + count) of a batch, as their own tensor.
 Tensor rows(const Tensor& t, int64_t begin, int64_t count) {
@@ -814,17 +805,6 @@ PatternFile make_file(const Model& model, const PatternStatistics& stats, Patter
   file.statistics = stats;
   file.patterns = estimate_patterns(model, stats, type);
   return file;
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
 }
 
 TEST(PatternFiles, RoundTrip) {

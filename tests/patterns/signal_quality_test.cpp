@@ -21,6 +21,7 @@
 
 #include "sieve/io/npy.hpp"
 #include "sieve/patterns.hpp"
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -535,36 +536,6 @@ TEST(SignalQuality, FashionCnnFittedEstimatorsBeatFilterAndRandom) {
 
 // ---------------------------------------------------------------------------------------------------
 // sieve signal-quality
-
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-fs::path temp(const std::string& name) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::path(::testing::TempDir()) / ("sieve_quality_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir / name;
-}
-
-CliRun sieve_cli(const std::string& args) {
-  static int calls = 0;
-  const fs::path err = temp("stderr_" + std::to_string(calls++) + ".txt");
-  const std::string command = std::string(SIEVE_CLI) + " " + args + " 2>" + err.string();
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
-  const int status = pclose(pipe);
-  std::ifstream in(err);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out, ss.str()};
-}
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
