@@ -83,8 +83,7 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
   std::vector<LayerRelevance> total;
   std::vector<double> logit_sum;
   size_t explained = 0;
-  const Shape& declared = model.input_shapes().at(0);
-  const size_t batch = static_cast<size_t>(!declared.empty() && declared[0] > 0 ? declared[0] : max_batch);
+  const size_t batch = static_cast<size_t>(model.rows_per_pass(max_batch));
   for (size_t begin = 0; begin < samples.size(); begin += batch) {
     const size_t end = std::min(samples.size(), begin + batch);
     Shape shape = samples[begin].shape();

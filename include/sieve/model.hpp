@@ -55,6 +55,10 @@ class Model {
   const std::vector<std::string>& input_names() const { return input_names_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
 
+  // Rows one forward pass holds: the first input's declared batch size when it is fixed, else `wanted`
+  // (at least 1).
+  int64_t rows_per_pass(int64_t wanted) const;
+
   // Forward pass; checks the inputs against the declared shapes and for NaN/Inf.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
 

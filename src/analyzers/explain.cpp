@@ -11,9 +11,7 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
                                          const TargetSelection& targets, int64_t max_batch,
                                          const std::function<void(size_t, size_t)>& progress) {
   if (model.input_shapes().size() != 1) throw Error("explanations need a model with exactly one input");
-  const Shape& declared = model.input_shapes()[0];
-  const size_t batch = static_cast<size_t>(
-      !declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(max_batch, 1));
+  const size_t batch = static_cast<size_t>(model.rows_per_pass(max_batch));
   std::vector<ValueId> keep;
   for (const Analyzer* a : analyzers) {
     const std::vector<ValueId> more = a->trace_values(model);

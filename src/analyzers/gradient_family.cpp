@@ -29,12 +29,6 @@ void apply_postprocess(Tensor& t, Postprocess how) {
   for (float& v : t.values()) v = how == Postprocess::abs ? std::abs(v) : v * v;
 }
 
-// Largest number of rows one forward pass may hold for this model (1 when its batch is fixed).
-int64_t rows_per_pass(const Model& model, int64_t wanted) {
-  const Shape& s = model.input_shapes().at(0);
-  return !s.empty() && s[0] > 0 ? s[0] : wanted;
-}
-
 // Mean gradient over `count` perturbed copies of every sample: copy k of sample i is make(i, k, row).
 // Copies of all samples go through the model together, `rows` at a time.
 template <class Make>
@@ -43,7 +37,7 @@ Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& target
   const Tensor& x = pass.input();
   const int64_t n = x.dim(0), per = x.size() / std::max<int64_t>(n, 1);
   const int64_t total = n * count;
-  rows = std::max<int64_t>(1, std::min(rows_per_pass(pass.model(), rows), total));
+  rows = std::max<int64_t>(1, std::min(pass.model().rows_per_pass(rows), total));
   std::vector<double> sum(static_cast<size_t>(x.size()), 0.0);
   for (int64_t begin = 0; begin < total; begin += rows) {
     const int64_t m = std::min(rows, total - begin);

@@ -64,14 +64,16 @@ const std::vector<Entry>& registry() {
     };
     for (Entry& e : relevance_methods()) all.push_back(std::move(e));
     for (const bool attribution : {false, true}) {
-      all.push_back({{attribution ? "pattern.attribution" : "pattern.net",
-                      attribution ? "the gradient pass with every layer's weights w replaced by w ⊙ a₊ (seed: the logit)"
-                                  : "the gradient pass with every layer's weights replaced by its pattern a₊ (seed: the logit)",
-                      {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
-                      attribution ? "heatmap" : "projection"},
-                     [attribution](analyzers::Params& p, const AnalyzerContext& context) {
-                       return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
-                     }});
+      all.push_back(
+          {{attribution ? "pattern.attribution" : "pattern.net",
+            attribution
+                ? "the gradient pass with every layer's weights w replaced by w ⊙ a₊ (seed: the logit)"
+                : "the gradient pass with every layer's weights replaced by its pattern a₊ (seed: the logit)",
+            {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
+            attribution ? "heatmap" : "projection"},
+           [attribution](analyzers::Params& p, const AnalyzerContext& context) {
+             return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
+           }});
     }
     return all;
   }();

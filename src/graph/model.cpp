@@ -89,4 +89,9 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) const {
   return Executor(graph_).run(inputs);
 }
 
+int64_t Model::rows_per_pass(int64_t wanted) const {
+  const Shape& declared = input_shapes_.at(0);
+  return !declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(wanted, 1);
+}
+
 }  // namespace sieve

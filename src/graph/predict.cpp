@@ -34,7 +34,7 @@ std::vector<Tensor> run_per_sample(const Model& model, const std::vector<Tensor>
                 " inputs; only single-input models can be run on samples");
   }
   const Shape& declared = model.input_shapes()[0];
-  const int64_t batch = !declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(max_batch, 1);
+  const int64_t batch = model.rows_per_pass(max_batch);
   if (batch != 1 && !declared.empty() && declared[0] > 0) {
     throw Error("the model's batch dimension is fixed to " + std::to_string(batch) +
                 "; only 1 or dynamic is supported");

@@ -64,4 +64,16 @@ std::vector<LayerPass> run_pattern_layers(const Model& model, const Tensor& batc
   return passes;
 }
 
+void for_each_batch(const Model& model, InputStream& data, int64_t batch,
+                    const std::function<void(const Tensor&)>& accumulate,
+                    const std::function<void(int64_t, int64_t)>& progress, const std::string& what) {
+  const int64_t rows = model.rows_per_pass(batch);
+  Tensor x;
+  while (data.next(rows, x)) {
+    accumulate(x);
+    if (progress) progress(data.samples_read(), data.size_hint());
+  }
+  if (data.samples_read() == 0) throw Error("no data for " + what);
+}
+
 }  // namespace sieve::patterns

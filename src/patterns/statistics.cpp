@@ -215,15 +215,9 @@ void PatternStatistics::merge(const PatternStatistics& other) {
 
 PatternStatistics fit_pattern_statistics(const Model& model, InputStream& data, int64_t batch,
                                          const std::function<void(int64_t, int64_t)>& progress) {
-  const Shape& declared = model.input_shapes().at(0);
-  const int64_t rows = !declared.empty() && declared[0] > 0 ? declared[0] : std::max<int64_t>(batch, 1);
   PatternStatistics stats(model);
-  Tensor x;
-  while (data.next(rows, x)) {
-    stats.accumulate(model, x);
-    if (progress) progress(data.samples_read(), data.size_hint());
-  }
-  if (stats.images == 0) throw Error("no data to fit patterns on");
+  patterns::for_each_batch(
+      model, data, batch, [&](const Tensor& x) { stats.accumulate(model, x); }, progress, "pattern fitting");
   return stats;
 }
 

@@ -9,6 +9,7 @@
 
 #include "sieve/op.hpp"
 #include "sieve/op_spec.hpp"
+#include "support/op_specs.hpp"
 
 namespace sieve {
 namespace {
@@ -31,17 +32,6 @@ double dot(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
   double s = 0.0;
   for (int64_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
-  return s;
-}
-
-OpSpec spec(const std::string& type, size_t inputs) {
-  OpSpec s;
-  s.op_type = type;
-  s.name = type;
-  s.opset = 13;
-  s.num_inputs = inputs;
-  s.num_outputs = 1;
-  s.input_present.assign(inputs, true);
   return s;
 }
 
@@ -71,7 +61,7 @@ std::vector<LinearCase> cases() {
       {"conv3d", {1, 2, 5, 6, 4}, {3, 2, 2, 3, 2}, {1, 2, 1}, {0, 1, 1, 1, 0, 0}, {}, 1, ""},
   };
   for (const ConvConfig& c : convs) {
-    OpSpec s = spec("Conv", 3);
+    OpSpec s = op_spec("Conv", 3);
     if (!c.strides.empty()) s.attributes.set("strides", c.strides);
     if (!c.pads.empty()) s.attributes.set("pads", c.pads);
     if (!c.dilations.empty()) s.attributes.set("dilations", c.dilations);
@@ -93,7 +83,7 @@ std::vector<LinearCase> cases() {
       {"conv_transpose_output_shape", {1, 1, 3, 3}, {1, 2, 3, 3}, {3, 2}, {}, {}, {}, {10, 8}, 1},
   };
   for (const TransposeConfig& c : transposes) {
-    OpSpec s = spec("ConvTranspose", 3);
+    OpSpec s = op_spec("ConvTranspose", 3);
     if (!c.strides.empty()) s.attributes.set("strides", c.strides);
     if (!c.pads.empty()) s.attributes.set("pads", c.pads);
     if (!c.output_padding.empty()) s.attributes.set("output_padding", c.output_padding);
@@ -104,7 +94,7 @@ std::vector<LinearCase> cases() {
   }
   for (int ta = 0; ta < 2; ++ta) {
     for (int tb = 0; tb < 2; ++tb) {
-      OpSpec s = spec("Gemm", 3);
+      OpSpec s = op_spec("Gemm", 3);
       s.attributes.set("transA", int64_t{ta});
       s.attributes.set("transB", int64_t{tb});
       s.attributes.set("alpha", 1.5f);
@@ -113,11 +103,11 @@ std::vector<LinearCase> cases() {
       v.push_back({"gemm_" + std::to_string(ta) + std::to_string(tb), s, {r(a), r(b), r({5})}, b});
     }
   }
-  v.push_back({"matmul_2d", spec("MatMul", 2), {r({4, 6}), r({6, 3})}, {6, 3}});
-  v.push_back({"matmul_batched_input", spec("MatMul", 2), {r({2, 3, 6}), r({6, 3})}, {6, 3}});
+  v.push_back({"matmul_2d", op_spec("MatMul", 2), {r({4, 6}), r({6, 3})}, {6, 3}});
+  v.push_back({"matmul_batched_input", op_spec("MatMul", 2), {r({2, 3, 6}), r({6, 3})}, {6, 3}});
   for (int ceil = 0; ceil < 2; ++ceil) {
     for (int include = 0; include < 2; ++include) {
-      OpSpec s = spec("AveragePool", 1);
+      OpSpec s = op_spec("AveragePool", 1);
       s.attributes.set("kernel_shape", std::vector<int64_t>{3, 3});
       s.attributes.set("strides", std::vector<int64_t>{2, 2});
       s.attributes.set("pads", std::vector<int64_t>{1, 0, 1, 1});
@@ -129,11 +119,11 @@ std::vector<LinearCase> cases() {
       v.push_back({label + "_per_channel_kernel", s, {r({2, 3, 8, 7})}, {3, 1, 3, 3}});
     }
   }
-  v.push_back({"global_average_pool", spec("GlobalAveragePool", 1), {r({2, 3, 4, 5})}, {1}});
+  v.push_back({"global_average_pool", op_spec("GlobalAveragePool", 1), {r({2, 3, 4, 5})}, {1}});
   Tensor var = r({3});
   for (float& x : var.values()) x = std::abs(x) + 0.1f;
   v.push_back(
-      {"batchnorm", spec("BatchNormalization", 5), {r({2, 3, 4, 4}), r({3}), r({3}), r({3}), var}, {3}});
+      {"batchnorm", op_spec("BatchNormalization", 5), {r({2, 3, 4, 4}), r({3}), r({3}), r({3}), var}, {3}});
   return v;
 }
 

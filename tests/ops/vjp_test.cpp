@@ -9,6 +9,7 @@
 
 #include "sieve/op.hpp"
 #include "sieve/op_spec.hpp"
+#include "support/op_specs.hpp"
 
 namespace sieve {
 namespace {
@@ -50,17 +51,6 @@ Tensor distinct_tensor(const Shape& shape, std::mt19937& rng) {
 double dot(const Tensor& a, const Tensor& b) {
   double s = 0.0;
   for (int64_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
-  return s;
-}
-
-OpSpec spec(const std::string& type, size_t inputs, int64_t opset = 13, size_t outputs = 1) {
-  OpSpec s;
-  s.op_type = type;
-  s.name = type;
-  s.opset = opset;
-  s.num_inputs = inputs;
-  s.num_outputs = outputs;
-  s.input_present.assign(inputs, true);
   return s;
 }
 
@@ -110,7 +100,7 @@ std::vector<VjpCase> cases() {
   };
 
   {  // Conv 2-D: stride, asymmetric pads, dilation, groups; gradients for x, W and b.
-    OpSpec s = spec("Conv", 3);
+    OpSpec s = op_spec("Conv", 3);
     s.attributes.set("strides", std::vector<int64_t>{2, 1});
     s.attributes.set("pads", std::vector<int64_t>{1, 0, 2, 1});
     s.attributes.set("dilations", std::vector<int64_t>{1, 2});
@@ -118,19 +108,19 @@ std::vector<VjpCase> cases() {
     v.push_back({"conv2d", s, {{r({2, 4, 7, 8})}, {r({6, 2, 3, 3})}, {r({6})}}});
   }
   {
-    OpSpec s = spec("Conv", 2);
+    OpSpec s = op_spec("Conv", 2);
     s.attributes.set("auto_pad", std::string("SAME_UPPER"));
     s.attributes.set("strides", std::vector<int64_t>{2});
     v.push_back({"conv1d_same", s, {{r({2, 3, 11})}, {r({4, 3, 4})}}});
   }
   {
-    OpSpec s = spec("Conv", 2);
+    OpSpec s = op_spec("Conv", 2);
     s.attributes.set("group", int64_t{3});
     s.attributes.set("pads", std::vector<int64_t>{1, 1, 1, 1});
     v.push_back({"conv_depthwise", s, {{r({1, 3, 5, 5})}, {r({3, 1, 3, 3})}}});
   }
   {
-    OpSpec s = spec("ConvTranspose", 3);
+    OpSpec s = op_spec("ConvTranspose", 3);
     s.attributes.set("strides", std::vector<int64_t>{2, 2});
     s.attributes.set("pads", std::vector<int64_t>{1, 0, 0, 1});
     s.attributes.set("output_padding", std::vector<int64_t>{1, 1});
@@ -139,7 +129,7 @@ std::vector<VjpCase> cases() {
   }
   for (int ta = 0; ta < 2; ++ta) {
     for (int tb = 0; tb < 2; ++tb) {
-      OpSpec s = spec("Gemm", 3);
+      OpSpec s = op_spec("Gemm", 3);
       s.attributes.set("transA", int64_t{ta});
       s.attributes.set("transB", int64_t{tb});
       s.attributes.set("alpha", 0.7f);
@@ -148,10 +138,10 @@ std::vector<VjpCase> cases() {
       v.push_back({"gemm_t" + std::to_string(ta) + std::to_string(tb), s, {{r(a)}, {r(b)}, {r({1, 4})}}});
     }
   }
-  v.push_back({"matmul_batched", spec("MatMul", 2), {{r({2, 3, 4, 5})}, {r({3, 5, 2})}}});
-  v.push_back({"matmul_layer", spec("MatMul", 2), {{r({2, 3, 5})}, constant(r({5, 4}))}});
+  v.push_back({"matmul_batched", op_spec("MatMul", 2), {{r({2, 3, 4, 5})}, {r({3, 5, 2})}}});
+  v.push_back({"matmul_layer", op_spec("MatMul", 2), {{r({2, 3, 5})}, constant(r({5, 4}))}});
   {
-    OpSpec s = spec("AveragePool", 1);
+    OpSpec s = op_spec("AveragePool", 1);
     s.attributes.set("kernel_shape", std::vector<int64_t>{3, 3});
     s.attributes.set("strides", std::vector<int64_t>{2, 2});
     s.attributes.set("pads", std::vector<int64_t>{1, 1, 1, 1});
@@ -159,77 +149,79 @@ std::vector<VjpCase> cases() {
     s.attributes.set("count_include_pad", int64_t{1});
     v.push_back({"average_pool", s, {{r({2, 3, 6, 7})}}});
   }
-  v.push_back({"global_average_pool", spec("GlobalAveragePool", 1), {{r({2, 3, 4, 5})}}});
+  v.push_back({"global_average_pool", op_spec("GlobalAveragePool", 1), {{r({2, 3, 4, 5})}}});
   {
-    OpSpec s = spec("MaxPool", 1);
+    OpSpec s = op_spec("MaxPool", 1);
     s.attributes.set("kernel_shape", std::vector<int64_t>{2, 3});
     s.attributes.set("strides", std::vector<int64_t>{2, 2});
     s.attributes.set("pads", std::vector<int64_t>{0, 1, 1, 1});
     v.push_back({"max_pool", s, {{distinct_tensor({2, 2, 5, 6}, rng)}}});
   }
-  v.push_back({"global_max_pool", spec("GlobalMaxPool", 1), {{distinct_tensor({2, 3, 4, 4}, rng)}}});
+  v.push_back({"global_max_pool", op_spec("GlobalMaxPool", 1), {{distinct_tensor({2, 3, 4, 4}, rng)}}});
   v.push_back(
       {"batchnorm",
-       spec("BatchNormalization", 5),
+       op_spec("BatchNormalization", 5),
        {{r({2, 3, 4})}, constant(r({3})), constant(r({3})), constant(r({3})), constant(Tensor({3}, 0.5f))}});
-  for (const char* act : {"Relu", "LeakyRelu", "Elu"}) v.push_back({act, spec(act, 1), {{r({3, 7}, 0.1f)}}});
-  for (const char* act : {"Sigmoid", "Tanh"}) v.push_back({act, spec(act, 1), {{r({3, 7})}}, 1e-3});
+  for (const char* act : {"Relu", "LeakyRelu", "Elu"})
+    v.push_back({act, op_spec(act, 1), {{r({3, 7}, 0.1f)}}});
+  for (const char* act : {"Sigmoid", "Tanh"}) v.push_back({act, op_spec(act, 1), {{r({3, 7})}}, 1e-3});
   {
-    OpSpec s = spec("Clip", 1, 9);
+    OpSpec s = op_spec("Clip", 1, 9);
     s.attributes.set("min", -0.5f);
     s.attributes.set("max", 0.6f);
     Tensor x = distinct_tensor({4, 5}, rng);     // steps of 0.1 never reach -0.5 or 0.6 exactly...
     for (float& val : x.values()) val += 0.05f;  // ...once shifted off the grid
     v.push_back({"clip", s, {{x}}, 1e-3});
   }
-  v.push_back({"add", spec("Add", 2), {{r({2, 3, 4})}, {r({3, 1})}}});
-  v.push_back({"sub", spec("Sub", 2), {{r({2, 3, 4})}, {r({4})}}});
-  v.push_back({"mul", spec("Mul", 2), {{r({2, 3, 4})}, {r({1, 3, 1})}}});
+  v.push_back({"add", op_spec("Add", 2), {{r({2, 3, 4})}, {r({3, 1})}}});
+  v.push_back({"sub", op_spec("Sub", 2), {{r({2, 3, 4})}, {r({4})}}});
+  v.push_back({"mul", op_spec("Mul", 2), {{r({2, 3, 4})}, {r({1, 3, 1})}}});
   {
     Tensor b = r({2, 1, 4}, 0.5f);
-    v.push_back({"div", spec("Div", 2), {{r({2, 3, 4})}, {b}}, 1e-3});
+    v.push_back({"div", op_spec("Div", 2), {{r({2, 3, 4})}, {b}}, 1e-3});
   }
   for (int64_t opset : {11, 13}) {
     for (const char* t : {"Softmax", "LogSoftmax"}) {
-      OpSpec s = spec(t, 1, opset);
+      OpSpec s = op_spec(t, 1, opset);
       s.attributes.set("axis", int64_t{1});
       v.push_back({std::string(t) + std::to_string(opset), s, {{r({2, 3, 4})}}, 1e-3});
     }
   }
-  v.push_back({"flatten", spec("Flatten", 1), {{r({2, 3, 4})}}});
-  v.push_back({"reshape", spec("Reshape", 2), {{r({2, 3, 4})}, ints({0, -1})}});
+  v.push_back({"flatten", op_spec("Flatten", 1), {{r({2, 3, 4})}}});
+  v.push_back({"reshape", op_spec("Reshape", 2), {{r({2, 3, 4})}, ints({0, -1})}});
   {
-    OpSpec s = spec("Transpose", 1);
+    OpSpec s = op_spec("Transpose", 1);
     s.attributes.set("perm", std::vector<int64_t>{2, 0, 1});
     v.push_back({"transpose", s, {{r({2, 3, 4})}}});
   }
   {
-    OpSpec s = spec("Concat", 3);
+    OpSpec s = op_spec("Concat", 3);
     s.attributes.set("axis", int64_t{1});
     v.push_back({"concat", s, {{r({2, 1, 3})}, {r({2, 4, 3})}, {r({2, 2, 3})}}});
   }
-  v.push_back({"squeeze", spec("Squeeze", 2), {{r({2, 1, 3})}, ints({1})}});
-  v.push_back({"unsqueeze", spec("Unsqueeze", 2), {{r({2, 3})}, ints({0, 3})}});
-  v.push_back(
-      {"pad", spec("Pad", 3), {{r({2, 3, 4})}, ints({0, 1, -1, 0, 2, 1}), constant(Tensor(Shape{}, 0.5f))}});
-  v.push_back({"identity", spec("Identity", 1), {{r({3, 4})}}});
-  v.push_back({"dropout", spec("Dropout", 1, 13, 2), {{r({3, 4})}}});
+  v.push_back({"squeeze", op_spec("Squeeze", 2), {{r({2, 1, 3})}, ints({1})}});
+  v.push_back({"unsqueeze", op_spec("Unsqueeze", 2), {{r({2, 3})}, ints({0, 3})}});
+  v.push_back({"pad",
+               op_spec("Pad", 3),
+               {{r({2, 3, 4})}, ints({0, 1, -1, 0, 2, 1}), constant(Tensor(Shape{}, 0.5f))}});
+  v.push_back({"identity", op_spec("Identity", 1), {{r({3, 4})}}});
+  v.push_back({"dropout", op_spec("Dropout", 1, 13, 2), {{r({3, 4})}}});
   {
-    OpSpec s = spec("Gather", 2);
+    OpSpec s = op_spec("Gather", 2);
     s.attributes.set("axis", int64_t{1});
     v.push_back(
         {"gather", s, {{r({2, 4, 3})}, Input{Tensor(Shape{2, 2}, std::vector<float>{0, -1, 2, 0}), false}}});
   }
   v.push_back({"slice",
-               spec("Slice", 5),
+               op_spec("Slice", 5),
                {{r({3, 6, 4})}, ints({5, 1}), ints({0, -1}), ints({1, 2}), ints({-2, 1})}});
-  v.push_back({"expand", spec("Expand", 2), {{r({3, 1})}, ints({2, 3, 4})}});
+  v.push_back({"expand", op_spec("Expand", 2), {{r({3, 1})}, ints({2, 3, 4})}});
   v.push_back(
       {"where",
-       spec("Where", 3),
+       op_spec("Where", 3),
        {Input{Tensor(Shape{1, 4}, std::vector<float>{1, 0, 0, 1}), false}, {r({3, 4})}, {r({3, 1})}}});
   {
-    OpSpec s = spec("Cast", 1);
+    OpSpec s = op_spec("Cast", 1);
     s.attributes.set("to", int64_t{1});
     v.push_back({"cast", s, {{r({5})}}});
   }

@@ -23,6 +23,7 @@
 #include "sieve/lrp.hpp"
 #include "sieve/op.hpp"
 #include "sieve/op_spec.hpp"
+#include "support/op_specs.hpp"
 
 namespace sieve {
 namespace {
@@ -43,17 +44,6 @@ struct Layer {
   std::vector<int64_t> bias_of;  // per output element of a sample: index into bias
 };
 
-OpSpec make_spec(const std::string& type, size_t inputs) {
-  OpSpec s;
-  s.op_type = type;
-  s.name = type;
-  s.opset = 13;
-  s.num_inputs = inputs;
-  s.num_outputs = 1;
-  s.input_present.assign(inputs, true);
-  return s;
-}
-
 Tensor normal_tensor(const Shape& shape, std::mt19937& rng) {
   Tensor t = Tensor::uninitialized(shape);
   std::normal_distribution<float> normal;
@@ -65,7 +55,7 @@ Layer gemm_layer(const std::string& label, bool trans_b, int64_t m, int64_t kdim
                  std::mt19937& rng) {
   Layer l;
   l.label = label;
-  l.spec = make_spec("Gemm", 3);
+  l.spec = op_spec("Gemm", 3);
   l.spec.attributes.set("transB", int64_t{trans_b ? 1 : 0});
   l.x = normal_tensor({m, kdim}, rng);
   l.weight = normal_tensor(trans_b ? Shape{n, kdim} : Shape{kdim, n}, rng);
@@ -90,7 +80,7 @@ struct ConvGeometry {
 Layer conv_layer(const ConvGeometry& g, std::mt19937& rng) {
   Layer l;
   l.label = g.label;
-  l.spec = make_spec("Conv", 3);
+  l.spec = op_spec("Conv", 3);
   l.spec.attributes.set("strides", g.strides);
   l.spec.attributes.set("pads", g.pads);
   l.spec.attributes.set("dilations", g.dilations);
