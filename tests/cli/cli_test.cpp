@@ -366,9 +366,12 @@ TEST(Cli, FitPatternsMergeEqualsTheWholeFit) {
   const std::string model = kShared + "models/mlp_dynbatch.onnx",
                     data = kShared + "models/fmnist_train2000.npy";
   const Tensor all = read_npy(data);
-  write_npy(temp("first.npy").string(), npy_rows(all, 0, 700));
-  write_npy(temp("second.npy").string(), npy_rows(all, 700, 1300));
-  const std::string fit = "fit-patterns " + model + " --type linear ";
+  // The split falls on a batch boundary (704 = 22 · 32), so every sample runs in the same batch of 32 at
+  // the same position as in the whole fit: identical float32 forward values, and the merged float64 sums
+  // equal the whole fit's up to the rounding of the additions (below 1e-12 of the largest).
+  write_npy(temp("first.npy").string(), npy_rows(all, 0, 704));
+  write_npy(temp("second.npy").string(), npy_rows(all, 704, 1296));
+  const std::string fit = "fit-patterns " + model + " --type linear --batch 32 ";
   CliRun r = sieve_cli(fit + "--data " + data + " --out " + temp("whole.safetensors").string());
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* part : {"first", "second"}) {
@@ -405,6 +408,7 @@ TEST(Cli, FitPatternsMergeEqualsTheWholeFit) {
       }
       EXPECT_LE(diff, 1e-12 * scale) << "layer " << l;
     }
+    // The patterns are ratios of those sums stored in float32: equal up to their float32 rounding.
     const Tensor &pm = merged.patterns[l].positive, &pw = whole.patterns[l].positive;
     ASSERT_EQ(pm.shape(), pw.shape());
     float scale = 0.0f, diff = 0.0f;

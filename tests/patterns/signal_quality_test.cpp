@@ -18,9 +18,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "sieve/io/npy.hpp"
 #include "sieve/patterns.hpp"
+#include "support/regime_flips.hpp"
+#include "support/rounding.hpp"
 #include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
@@ -436,25 +439,70 @@ TEST(SignalQuality, ClosedFormMatchesExplicitFitOnDilatedConv) {
   conv_case({2, 3, 1, 2, 1, 0, 2, 6}, 13);
 }
 
-TEST(SignalQuality, StatisticsDoNotDependOnBatchingAndMerge) {
-  const Model model = Model::load(kShared + "cnn_dynbatch.onnx");
-  // 80 images at once: the second convolution's patches are staged in chunks of 37 images.
-  const Tensor data = rows_of(read_npy(kShared + "fmnist_train2000.npy"), 0, 80);
-  const QualityStatistics whole = quality_on(model, data, 80);
-  QualityStatistics merged = quality_on(model, rows_of(data, 0, 30), 4);
-  merged.merge(quality_on(model, rows_of(data, 30, 80), 7));
-  EXPECT_EQ(merged.images, 80);
-  for (size_t l = 0; l < whole.layers().size(); ++l) {
-    const QualityLayerStatistics &a = whole.layers()[l], &b = merged.layers()[l];
-    EXPECT_EQ(a.count, b.count);
-    for (auto member : {&QualityLayerStatistics::sum_xx, &QualityLayerStatistics::sum_x_yp,
-                        &QualityLayerStatistics::sum_x_t, &QualityLayerStatistics::sum_yn2}) {
-      const std::vector<double>&va = a.*member, &vb = b.*member;
-      ASSERT_EQ(va.size(), vb.size());
-      for (size_t i = 0; i < va.size(); ++i)
-        ASSERT_NEAR(va[i], vb[i], 1e-9 * (1.0 + std::abs(va[i]))) << a.node;
+// Every sum of the ρ(S) statistics, with what a sample flipping between the regimes z > 0 and z ≤ 0
+// moves in it (nothing where the term is continuous at z = 0: t = relu(z) vanishes there).
+using QualitySum = std::vector<double> QualityLayerStatistics::*;
+using FlipSum = const std::vector<double> RegimeFlips::*;
+const std::vector<std::tuple<const char*, QualitySum, FlipSum>> kQualitySums = {
+    {"sum_x", &QualityLayerStatistics::sum_x, nullptr},
+    {"sum_xx", &QualityLayerStatistics::sum_xx, nullptr},
+    {"sum_x_yp", &QualityLayerStatistics::sum_x_yp, &RegimeFlips::sum_abs_xy},
+    {"sum_x_yn", &QualityLayerStatistics::sum_x_yn, &RegimeFlips::sum_abs_xy},
+    {"sum_x_t", &QualityLayerStatistics::sum_x_t, nullptr},
+    {"sum_yp", &QualityLayerStatistics::sum_yp, &RegimeFlips::sum_abs_y},
+    {"sum_yn", &QualityLayerStatistics::sum_yn, &RegimeFlips::sum_abs_y},
+    {"sum_yp2", &QualityLayerStatistics::sum_yp2, &RegimeFlips::sum_y2},
+    {"sum_yn2", &QualityLayerStatistics::sum_yn2, &RegimeFlips::sum_y2},
+    {"sum_t", &QualityLayerStatistics::sum_t, nullptr},
+    {"sum_t2", &QualityLayerStatistics::sum_t2, nullptr},
+    {"sum_yp_t", &QualityLayerStatistics::sum_yp_t, nullptr},
+    {"sum_yn_t", &QualityLayerStatistics::sum_yn_t, nullptr}};
+
+// Each sum of `got` within `rel` of the largest in its array of `want`, plus the flips' share (if given).
+void expect_same_quality_statistics(const QualityStatistics& got, const QualityStatistics& want, double rel,
+                                    const std::vector<RegimeFlips>* flips, const std::string& what) {
+  EXPECT_EQ(got.images, want.images) << what;
+  ASSERT_EQ(got.layers().size(), want.layers().size()) << what;
+  for (size_t l = 0; l < want.layers().size(); ++l) {
+    const QualityLayerStatistics &g = got.layers()[l], &w = want.layers()[l];
+    EXPECT_EQ(g.count, w.count) << what << " " << w.node;
+    ASSERT_EQ(w.output_axis, 0) << "flip shares are neuron-major";
+    for (const auto& [name, member, flip] : kQualitySums) {
+      const std::vector<double>&a = g.*member, &b = w.*member;
+      ASSERT_EQ(a.size(), b.size()) << what << " " << w.node << " " << name;
+      double scale = 0.0, worst = 0.0;
+      for (double v : b) scale = std::max(scale, std::abs(v));
+      const std::vector<double>* moved = flips != nullptr && flip != nullptr ? &((*flips)[l].*flip) : nullptr;
+      if (moved != nullptr) {
+        ASSERT_EQ(moved->size(), b.size()) << what << " " << w.node << " " << name;
+      }
+      for (size_t i = 0; i < b.size(); ++i)
+        worst = std::max(worst, std::abs(a[i] - b[i]) - rel * scale - (moved != nullptr ? (*moved)[i] : 0.0));
+      EXPECT_LE(worst, 0.0) << what << ": layer " << w.node << " " << name << " differs by " << worst
+                            << " beyond " << rel << " of its largest value " << scale;
     }
   }
+}
+
+// As for the pattern statistics (pattern_fit_test.cpp): with the same per-sample forward values (each
+// sample alone), splitting and merging change the float64 sums only by the rounding of the additions;
+// other batch sizes change the float32 forward values by rounding and may flip samples at z ≈ 0.
+TEST(SignalQuality, StatisticsDoNotDependOnBatchingAndMerge) {
+  const Model model = Model::load(kShared + "cnn_dynbatch.onnx");
+  const Tensor data = rows_of(read_npy(kShared + "fmnist_train2000.npy"), 0, 80);
+  const QualityStatistics alone = quality_on(model, data, 1);
+  QualityStatistics merged_alone = quality_on(model, rows_of(data, 0, 30), 1);
+  merged_alone.merge(quality_on(model, rows_of(data, 30, 80), 1));
+  EXPECT_EQ(merged_alone.images, 80);
+  expect_same_quality_statistics(merged_alone, alone, 1e-12, nullptr, "merged, samples alone");
+
+  // 80 images at once: the second convolution's patches are staged in chunks of 37 images.
+  const double tau = forward_rounding_bound(model);
+  const std::vector<RegimeFlips> flips = possible_regime_flips(model, data, tau);
+  expect_same_quality_statistics(quality_on(model, data, 80), alone, 4.0 * tau, &flips, "batch 80");
+  QualityStatistics merged = quality_on(model, rows_of(data, 0, 30), 4);
+  merged.merge(quality_on(model, rows_of(data, 30, 80), 7));
+  expect_same_quality_statistics(merged, alone, 4.0 * tau, &flips, "merged, batches 4 and 7");
 }
 
 // ---------------------------------------------------------------------------------------------------
