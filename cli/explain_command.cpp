@@ -142,6 +142,7 @@ void run_explain(const ExplainOptions& o) {
   for (const std::string& m : o.methods) {
     specs.push_back(MethodSpec::parse(m));
     owned.push_back(create_analyzer(specs.back(), context));
+    owned.back()->prepare(model);
     analyzers.push_back(owned.back().get());
     any_relevance = any_relevance || dynamic_cast<const RelevanceAnalyzer*>(analyzers.back()) != nullptr;
   }

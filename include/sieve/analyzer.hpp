@@ -53,6 +53,10 @@ Tensor logit_seed(const ForwardPass& pass, const std::vector<int64_t>& targets);
 class Analyzer {
  public:
   virtual ~Analyzer() = default;
+  // Binds the analyzer to `model` (which must outlive its use): per-model state such as modified
+  // parameters or patterns is made here once, and set-up errors are raised here. An analyzer that was
+  // not prepared for the model of a pass makes that state for each call.
+  virtual void prepare(const Model&) {}
   // Explanations of pass.output()[i, targets[i]] for every sample i, shaped like the input batch.
   virtual Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const = 0;
   // Forward values the analyzer's backward mappings read beyond the gradient's (kept in the trace).

@@ -206,7 +206,7 @@ class ModifiedRelu : public Analyzer {
   Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
     const auto& nodes = pass.model().graph().nodes();
     return pass.reverse(ones_seed(pass, targets), [&](size_t n) -> const BackwardMapping* {
-      return nodes[n].spec.op_type == "Relu" ? &mapping_ : nullptr;
+      return nodes[n].op->is_relu() ? &mapping_ : nullptr;
     });
   }
 

@@ -57,7 +57,7 @@ std::vector<LayerPass> run_pattern_layers(const Model& model, const Tensor& batc
     const std::vector<Tensor> inputs = constant_inputs(graph, *p.node, p.x);
     p.w = p.op->weight(inputs);
     p.b = p.op->bias(inputs);
-    p.axis = p.node->spec.op_type == "MatMul" ? p.z.rank() - 1 : 1;
+    p.axis = p.op->output_neuron_axis(p.z.rank());
     p.y = output_without_bias(*p.op, p.x, p.z, p.w, p.b, p.axis);
     passes.push_back(std::move(p));
   }
