@@ -108,7 +108,7 @@ struct Explanation {
 };
 
 // Explains every sample ([1, ...] each) with every analyzer for the selected targets, running the
-// samples in batches of at most `max_batch` (one at a time for a model with a fixed batch of 1); all
+// samples in batches of at most `max_batch` (of the model's own batch size when it is fixed); all
 // analyzers share each batch's forward pass. Results are ordered by sample, then method, then target.
 std::vector<Explanation> explain_samples(const Model& model, const std::vector<Tensor>& samples,
                                          const std::vector<const Analyzer*>& analyzers,
