@@ -29,5 +29,9 @@ void run_in_batches(const Model& model, const std::vector<Tensor>& samples, int6
 
 // Row i of a batch [N, ...], as [1, ...].
 Tensor batch_row(const Tensor& batch, int64_t i);
+// `batch` padded to `rows` rows with copies of its last row; itself when it has no rows or enough.
+Tensor padded_batch(const Tensor& batch, int64_t rows);
+// The first `count` rows of a batch (itself when it has no more).
+Tensor leading_rows(const Tensor& batch, int64_t count);
 
 }  // namespace sieve

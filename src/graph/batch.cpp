@@ -17,13 +17,10 @@ void run_in_batches(const Model& model, int64_t total, const Shape& row_shape, i
   for (int64_t begin = 0; begin < total; begin += rows) {
     const int64_t count = std::min(rows, total - begin);
     Shape shape = row_shape;
-    shape[0] = fixed ? rows : count;
+    shape[0] = count;
     Tensor batch = Tensor::uninitialized(shape);
     for (int64_t r = 0; r < count; ++r) source(begin + r, batch.data() + r * per);
-    for (int64_t r = count; r < shape[0]; ++r)
-      std::memcpy(batch.data() + r * per, batch.data() + (count - 1) * per,
-                  static_cast<size_t>(per) * sizeof(float));
-    run(batch, begin, count);
+    run(fixed ? padded_batch(batch, rows) : batch, begin, count);
   }
 }
 
@@ -41,6 +38,28 @@ void run_in_batches(const Model& model, const std::vector<Tensor>& samples, int6
     std::memcpy(destination, s.data(), static_cast<size_t>(s.size()) * sizeof(float));
   };
   run_in_batches(model, static_cast<int64_t>(samples.size()), shape, max_batch, source, run);
+}
+
+Tensor padded_batch(const Tensor& batch, int64_t rows) {
+  const int64_t count = batch.dim(0);
+  if (count == 0 || count >= rows) return batch;
+  Shape shape = batch.shape();
+  shape[0] = rows;
+  Tensor padded = Tensor::uninitialized(shape);
+  const int64_t per = batch.size() / count;
+  std::memcpy(padded.data(), batch.data(), static_cast<size_t>(batch.size()) * sizeof(float));
+  for (int64_t r = count; r < rows; ++r)
+    std::memcpy(padded.data() + r * per, batch.data() + (count - 1) * per,
+                static_cast<size_t>(per) * sizeof(float));
+  return padded;
+}
+
+Tensor leading_rows(const Tensor& batch, int64_t count) {
+  if (count >= batch.dim(0)) return batch;
+  Shape shape = batch.shape();
+  shape[0] = count;
+  const int64_t per = batch.size() / batch.dim(0);
+  return Tensor(shape, std::span<const float>(batch.data(), static_cast<size_t>(count * per)));
 }
 
 Tensor batch_row(const Tensor& batch, int64_t i) {
