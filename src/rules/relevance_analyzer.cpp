@@ -65,10 +65,10 @@ const CompositeAnalyzer::Plan& CompositeAnalyzer::plan_for(const Model& model, P
 
 // The first composite entry matching node n. Linear nodes take any rule; other nodes only `gradient`.
 // `layers` are the layer nodes on the path, numbered as the predicates count them.
-const LinearRule* CompositeAnalyzer::matching_rule(const Graph& graph, size_t n,
+const LinearRule* CompositeAnalyzer::matching_rule(const Graph& graph, size_t n, OpRole role,
                                                    const std::vector<size_t>& layers) const {
   const auto& nodes = graph.nodes();
-  const bool linear = graph.role(nodes[n]) == OpRole::linear;
+  const bool linear = role == OpRole::linear;
   const auto at = std::find(layers.begin(), layers.end(), n);
   const int64_t index = at == layers.end() ? -1 : at - layers.begin();
   for (const CompositeEntry& e : composite_.entries) {
@@ -123,7 +123,7 @@ CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
     if (!reverse.on_path(n)) continue;
     const Node& node = nodes[n];
     const OpRole role = graph.role(node);
-    rules[n] = matching_rule(graph, n, layers);
+    rules[n] = matching_rule(graph, n, role, layers);
     if (rules[n] != nullptr && rules[n]->gradient) {
       plan.treatments[n] = routed_treatment("gradient (by rule)");
       continue;
@@ -134,7 +134,7 @@ CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
                   " op has no relevance treatment; to pass relevance through its gradient instead, add the "
                   "rule --rule name=" +
                   node.name + ":gradient");
-    plan.treatments[n] = treatment->second({graph, node, role, rules[n], options_, input_range_});
+    plan.treatments[n] = treatment->second({graph, node, rules[n], options_, input_range_});
   }
   if (options_.log_odds) {
     const int producer = graph.producers()[static_cast<size_t>(graph.outputs.at(0))];

@@ -28,7 +28,8 @@ class CompositeAnalyzer : public RelevanceAnalyzer {
   Plan plan(const Model& model) const;
   // The prepared plan when `model` is the prepared one, else `scratch` made for this call.
   const Plan& plan_for(const Model& model, Plan& scratch) const;
-  const LinearRule* matching_rule(const Graph& graph, size_t n, const std::vector<size_t>& layers) const;
+  const LinearRule* matching_rule(const Graph& graph, size_t n, OpRole role,
+                                  const std::vector<size_t>& layers) const;
 
   Composite composite_;
   RelevanceOptions options_;

@@ -44,7 +44,6 @@ class Treatment {
 struct TreatmentRequest {
   const Graph& graph;
   const Node& node;
-  OpRole role;
   const LinearRule* rule;  // the composite's rule for the node, or nullptr when none matched
   const RelevanceOptions& options;
   const std::optional<InputRange>& input_range;  // default z^B bounds
