@@ -45,13 +45,17 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<sieve::Model>> models;
   std::vector<std::unique_ptr<sieve::Analyzer>> analyzers;
   try {
-    for (const std::string& m : methods)
-      analyzers.push_back(sieve::create_analyzer(sieve::MethodSpec::parse(m)));
     for (const std::string& spec : specs) {
       const size_t colon = spec.rfind(':');
       const std::string path = spec.substr(0, colon);
       models.push_back(std::make_unique<sieve::Model>(sieve::Model::load(path)));
       const sieve::Model* model = models.back().get();
+      // Analyzers are prepared per model: one set for each.
+      const size_t first_analyzer = analyzers.size();
+      for (const std::string& m : methods) {
+        analyzers.push_back(sieve::create_analyzer(sieve::MethodSpec::parse(m)));
+        analyzers.back()->prepare(*model);
+      }
       for (const std::string& b : split(colon == std::string::npos ? "1" : spec.substr(colon + 1), ',')) {
         const int64_t batch = std::stoll(b);
         const sieve::Tensor input = random_input(model->input_shapes().at(0), batch);
@@ -64,21 +68,20 @@ int main(int argc, char** argv) {
             ->MinTime(2.0)
             ->UseRealTime();
         for (size_t k = 0; k < methods.size(); ++k) {
-          const sieve::Analyzer* analyzer = analyzers[k].get();
+          const sieve::Analyzer* analyzer = analyzers[first_analyzer + k].get();
           {  // warm-up: one-time work (pattern files, modified weights, primitives) stays out of the timing
             const sieve::ForwardPass pass(*model, input, analyzer->trace_values(*model));
             analyzer->explain(pass, sieve::TargetSelection().resolve(pass.output()).at(0));
           }
-          benchmark::RegisterBenchmark((prefix + methods[k]).c_str(),
-                                       [model, input, analyzer](benchmark::State& state) {
-                                         for (auto _ : state) {
-                                           const sieve::ForwardPass pass(*model, input,
-                                                                         analyzer->trace_values(*model));
-                                           const std::vector<int64_t> targets =
-                                               sieve::TargetSelection().resolve(pass.output()).at(0);
-                                           benchmark::DoNotOptimize(analyzer->explain(pass, targets));
-                                         }
-                                       })
+          benchmark::RegisterBenchmark(
+              (prefix + methods[k]).c_str(),
+              [model, input, analyzer](benchmark::State& state) {
+                for (auto _ : state) {
+                  const sieve::ForwardPass pass(*model, input, analyzer->trace_values(*model));
+                  const std::vector<int64_t> targets = sieve::TargetSelection().resolve(pass.output()).at(0);
+                  benchmark::DoNotOptimize(analyzer->explain(pass, targets));
+                }
+              })
               ->Unit(benchmark::kMillisecond)
               ->MinTime(2.0)
               ->UseRealTime();

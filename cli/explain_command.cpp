@@ -6,6 +6,7 @@
 #include "input_options.hpp"
 #include "progress.hpp"
 #include "sieve/analyzer.hpp"
+#include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
@@ -83,15 +84,8 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
   std::vector<LayerRelevance> total;
   std::vector<double> logit_sum;
   size_t explained = 0;
-  const size_t batch = static_cast<size_t>(model.rows_per_pass(max_batch));
-  for (size_t begin = 0; begin < samples.size(); begin += batch) {
-    const size_t end = std::min(samples.size(), begin + batch);
-    Shape shape = samples[begin].shape();
-    shape[0] = static_cast<int64_t>(end - begin);
-    Tensor x = Tensor::uninitialized(shape);
-    for (size_t i = begin; i < end; ++i)
-      std::copy_n(samples[i].data(), samples[i].size(),
-                  x.data() + static_cast<int64_t>(i - begin) * samples[i].size());
+  run_in_batches(model, samples, max_batch, [&](const Tensor& x, int64_t, int64_t count) {
+    const auto rows = static_cast<size_t>(count);
     const ForwardPass pass(model, x, analyzer.trace_values(model));
     for (const std::vector<int64_t>& t : targets.resolve(pass.output())) {
       std::vector<LayerRelevance> layers;
@@ -101,16 +95,16 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
         for (LayerRelevance& l : total) l.input_sum.assign(1, 0.0), l.output_sum.assign(1, 0.0);
       }
       for (size_t k = 0; k < layers.size() && k < total.size(); ++k) {
-        for (size_t i = 0; i < layers[k].input_sum.size(); ++i) {
+        for (size_t i = 0; i < layers[k].input_sum.size() && i < rows; ++i) {
           total[k].input_sum[0] += layers[k].input_sum[i];
           total[k].output_sum[0] += layers[k].output_sum[i];
         }
       }
-      for (size_t i = 0; i < t.size(); ++i)
+      for (size_t i = 0; i < rows; ++i)
         logit_sum.push_back(pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]]);
-      explained += t.size();
+      explained += rows;
     }
-  }
+  });
   double mean_logit = 0.0;
   for (double v : logit_sum) mean_logit += v / static_cast<double>(std::max<size_t>(explained, 1));
   std::cout << "relevance per layer for " << spec.text() << " (means over " << explained
@@ -142,6 +136,7 @@ void run_explain(const ExplainOptions& o) {
   for (const std::string& m : o.methods) {
     specs.push_back(MethodSpec::parse(m));
     owned.push_back(create_analyzer(specs.back(), context));
+    owned.back()->prepare(model);
     analyzers.push_back(owned.back().get());
     any_relevance = any_relevance || dynamic_cast<const RelevanceAnalyzer*>(analyzers.back()) != nullptr;
   }

@@ -53,6 +53,10 @@ Tensor logit_seed(const ForwardPass& pass, const std::vector<int64_t>& targets);
 class Analyzer {
  public:
   virtual ~Analyzer() = default;
+  // Binds the analyzer to `model` (which must outlive its use): per-model state such as modified
+  // parameters or patterns is made here once, and set-up errors are raised here. An analyzer that was
+  // not prepared for the model of a pass makes that state for each call.
+  virtual void prepare(const Model&) {}
   // Explanations of pass.output()[i, targets[i]] for every sample i, shaped like the input batch.
   virtual Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const = 0;
   // Forward values the analyzer's backward mappings read beyond the gradient's (kept in the trace).
@@ -104,7 +108,7 @@ struct Explanation {
 };
 
 // Explains every sample ([1, ...] each) with every analyzer for the selected targets, running the
-// samples in batches of at most `max_batch` (one at a time for a model with a fixed batch of 1); all
+// samples in batches of at most `max_batch` (of the model's own batch size when it is fixed); all
 // analyzers share each batch's forward pass. Results are ordered by sample, then method, then target.
 std::vector<Explanation> explain_samples(const Model& model, const std::vector<Tensor>& samples,
                                          const std::vector<const Analyzer*>& analyzers,

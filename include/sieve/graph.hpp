@@ -55,6 +55,9 @@ class Graph {
   void sort_topologically();
   // Removes the nodes whose outputs no graph output depends on.
   void prune();
+  // The role of a node's op, its present non-constant inputs being the varying ones: the one place
+  // that decides when an input counts as fixed.
+  OpRole role(const Node& node) const;
 
  private:
   std::vector<Value> values_;

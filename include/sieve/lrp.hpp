@@ -44,12 +44,14 @@ struct LinearRule {
   float epsilon = 1e-6f;     // stabilize(z) = z + ε·sign(z), sign(0) = +1
   bool epsilon_std = false;  // ε = epsilon × the standard deviation of the layer's z, per sample
   bool pass = false;         // relevance passes unchanged (shape-preserving nodes only)
+  bool gradient = false;     // relevance follows the op's gradient (any node, e.g. one without a treatment)
   // Bounds of the z^B rule, one value or one per input channel; empty: taken from the model's input range.
   std::vector<float> low, high;
   bool uses_bounds() const;
 };
 
-// "NAME[:key=value,...]" with NAME one of z, epsilon, gamma, alpha_beta, z_plus, z_box, w_square, flat, pass
+// "NAME[:key=value,...]" with NAME one of z, epsilon, gamma, alpha_beta, z_plus, z_box, w_square, flat, pass,
+// gradient
 // (and the parameters ignore_bias=0|1 everywhere, epsilon and epsilon_mode=absolute|std for epsilon,
 // gamma for gamma, alpha and beta for alpha_beta, low and high for z_box). Throws on anything else.
 LinearRule parse_rule(const std::string& text);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10,6 +11,20 @@
 namespace sieve {
 
 class LinearOp;
+
+// What an op is, for everything that treats ops by kind (relevance treatments, pattern statistics,
+// canonicalization). Each op declares its role itself (Op::role).
+enum class OpRole {
+  linear,               // linear in input 0 for fixed parameters (a LinearOp)
+  monotone_activation,  // element-wise and monotone (Relu, Sigmoid, Tanh, Clip, …)
+  proportional,         // a sum or scaling of its varying inputs (Add, Sub, Mul/Div by a constant)
+  data_movement,  // each output element is a copy of input elements or a constant (Reshape, Concat, Pad, …)
+  max_selection,  // the maximum of a window (MaxPool, GlobalMaxPool)
+  product,        // a product of two input-dependent tensors (Mul, Div, MatMul of two activations)
+  softmax,        // Softmax, LogSoftmax
+  shape_only,     // shapes, indices or masks: nothing flows back through it
+};
+std::string_view role_name(OpRole role);
 
 // What a vector-Jacobian product receives: the forward inputs and outputs (a tensor is empty when the
 // op's `vjp_reads` said it does not need it), their shapes, the gradients arriving at the outputs
@@ -37,12 +52,26 @@ class Op {
   // Computes the outputs; throws sieve::Error when the inputs do not fit the op. Never writes into the
   // inputs. Integer-valued tensors (shapes, axes, indices) travel as floats holding exact integers.
   virtual std::vector<Tensor> forward(std::span<const Tensor> inputs) const = 0;
+  // The op's role when the inputs flagged in `varying` depend on the explained input and the others
+  // are fixed for the pass (constants, or values that do not depend on it).
+  virtual OpRole role(std::span<const bool> varying) const = 0;
   // Non-null for the ops that are linear in their first input (see LinearOp).
   virtual const LinearOp* as_linear() const { return nullptr; }
+  // For max-selection ops: the average-pooling op over the same windows (relevance may treat max
+  // pooling as average pooling).
+  virtual std::unique_ptr<Op> average_pool_twin() const { return nullptr; }
+  // True for relu(x) itself (executors fuse it into a producer; DeconvNet and Guided Backprop modify it).
+  virtual bool is_relu() const { return false; }
+  // True when the op returns its first input unchanged (Identity, inference Dropout).
+  virtual bool is_identity() const { return false; }
   // True when forward_relu computes relu(forward(inputs)) in one pass, so an executor can fuse the op
   // with a Relu that is the only reader of its output.
   virtual bool fuses_relu() const { return false; }
   virtual std::vector<Tensor> forward_relu(std::span<const Tensor> inputs) const;
+
+  // The role of an op whose inputs are multiplied or divided: a product when two or more of them vary
+  // with the explained input, else a scaling (proportional). The one place that decides it.
+  static OpRole scaling_or_product(std::span<const bool> varying);
 
   // Gradients of ⟨outputs, grad_outputs⟩ with respect to each wanted input (an empty tensor where no
   // gradient flows, e.g. into shapes or indices). The default says the op has no gradient.
@@ -57,6 +86,14 @@ class Op {
 // Parameter shapes are the op's own (e.g. Conv: [C_out, C_in/groups, k...]).
 class LinearOp : public Op {
  public:
+  // The kind of linear map, for methods that treat layers differently from pooling and scaling.
+  enum class Form { convolution, transposed_convolution, dense, channel_affine, average_pooling };
+  virtual Form form() const = 0;
+  // A learned layer (convolution, transposed convolution, dense), as opposed to pooling or a
+  // per-channel affine map: what composites number and pattern statistics fit.
+  bool is_layer() const;
+  // Linear when no parameter input varies; otherwise a scaling or a product of its varying inputs.
+  OpRole role(std::span<const bool> varying) const override;
   // y = A_W(x) + b; `bias` may be empty (no bias).
   virtual Tensor apply(const Tensor& x, const Tensor& weight, const Tensor& bias) const = 0;
   // x̄ = A_Wᵀ(ȳ): the transpose of `apply` without bias, so ⟨apply(x, W, 0), ȳ⟩ = ⟨x, transpose(ȳ, W)⟩.
@@ -70,6 +107,8 @@ class LinearOp : public Op {
   virtual Tensor bias(std::span<const Tensor> inputs) const = 0;
   // The weight axis that indexes output neurons (Conv: 0; Gemm: 0 with transB, else 1; MatMul: 1).
   virtual int64_t weight_output_axis() const { return 0; }
+  // The output axis that indexes output neurons, for an output of the given rank (MatMul: the last).
+  virtual int64_t output_neuron_axis(int64_t /*output_rank*/) const { return 1; }
   // True when weight and bias are the op's inputs 1 and 2 themselves (not derived from them), so
   // their gradients are weight_gradient and bias_gradient.
   virtual bool parameters_are_inputs() const { return true; }

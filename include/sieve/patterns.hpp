@@ -53,8 +53,9 @@ class PatternStatistics {
   std::vector<LayerStatistics> layers_;
 };
 
-// One streaming pass over a data set, `batch` samples at a time (one at a time for a model with a fixed
-// batch of 1); memory holds one batch and the statistics. `progress(done, total)`, total 0 if unknown.
+// One streaming pass over a data set, `batch` samples at a time (the model's own batch size when it is
+// fixed; a short last batch is padded and the padding left out of the sums); memory holds one batch and the
+// statistics. `progress(done, total)`, total 0 if unknown.
 PatternStatistics fit_pattern_statistics(const Model& model, InputStream& data, int64_t batch,
                                          const std::function<void(int64_t, int64_t)>& progress = {});
 

@@ -10,8 +10,8 @@
 namespace sieve {
 
 // Runs single-sample inputs ([1, ...] each) through a single-input model in batches of at most
-// `max_batch` (one at a time when the model's batch dimension is fixed to 1) and returns the first
-// output of each sample, again with a leading dimension of 1.
+// `max_batch` (of the model's own batch size when it is fixed) and returns the first output of each
+// sample, again with a leading dimension of 1.
 std::vector<Tensor> run_per_sample(const Model& model, const std::vector<Tensor>& samples,
                                    int64_t max_batch = 32);
 

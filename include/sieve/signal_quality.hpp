@@ -63,8 +63,9 @@ class QualityStatistics {
   std::vector<Tensor> identity_;  // per layer: the identity kernel of a Conv (empty otherwise)
 };
 
-// One streaming pass over a data set, `batch` samples at a time (one at a time for a model with a fixed
-// batch of 1). `progress(done, total)`, total 0 if unknown.
+// One streaming pass over a data set, `batch` samples at a time (the model's own batch size when it is
+// fixed; a short last batch is padded and the padding left out of the sums). `progress(done, total)`, total 0
+// if unknown.
 QualityStatistics fit_quality_statistics(const Model& model, InputStream& data, int64_t batch,
                                          const std::function<void(int64_t, int64_t)>& progress = {});
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 
@@ -37,26 +38,25 @@ Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& target
   const Tensor& x = pass.input();
   const int64_t n = x.dim(0), per = x.size() / std::max<int64_t>(n, 1);
   const int64_t total = n * count;
-  rows = std::max<int64_t>(1, std::min(pass.model().rows_per_pass(rows), total));
+  Shape row_shape = x.shape();
+  row_shape[0] = 1;
   std::vector<double> sum(static_cast<size_t>(x.size()), 0.0);
-  for (int64_t begin = 0; begin < total; begin += rows) {
-    const int64_t m = std::min(rows, total - begin);
-    Shape shape = x.shape();
-    shape[0] = m;
-    Tensor batch = Tensor::uninitialized(shape);
-    std::vector<int64_t> batch_targets;
-    for (int64_t r = 0; r < m; ++r) {
-      const int64_t i = (begin + r) / count, k = (begin + r) % count;
-      make(i, k, batch.data() + r * per);
-      batch_targets.push_back(targets[static_cast<size_t>(i)]);
-    }
-    const ForwardPass path(pass.model(), batch);
-    const Tensor g = path.reverse(ones_seed(path, batch_targets));
-    for (int64_t r = 0; r < m; ++r) {
-      const int64_t i = (begin + r) / count;
-      for (int64_t j = 0; j < per; ++j) sum[static_cast<size_t>(i * per + j)] += g[r * per + j];
-    }
-  }
+  const RowSource copy = [&](int64_t row, float* destination) {
+    make(row / count, row % count, destination);
+  };
+  run_in_batches(
+      pass.model(), total, row_shape, std::min(rows, total), copy,
+      [&](const Tensor& batch, int64_t begin, int64_t m) {
+        std::vector<int64_t> batch_targets;
+        for (int64_t r = 0; r < batch.dim(0); ++r)
+          batch_targets.push_back(targets[static_cast<size_t>((begin + std::min(r, m - 1)) / count)]);
+        const ForwardPass path(pass.model(), batch);
+        const Tensor g = path.reverse(ones_seed(path, batch_targets));
+        for (int64_t r = 0; r < m; ++r) {
+          const int64_t i = (begin + r) / count;
+          for (int64_t j = 0; j < per; ++j) sum[static_cast<size_t>(i * per + j)] += g[r * per + j];
+        }
+      });
   Tensor mean = Tensor::uninitialized(x.shape());
   for (int64_t j = 0; j < x.size(); ++j)
     mean[j] = static_cast<float>(sum[static_cast<size_t>(j)] / static_cast<double>(count));
@@ -206,7 +206,7 @@ class ModifiedRelu : public Analyzer {
   Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
     const auto& nodes = pass.model().graph().nodes();
     return pass.reverse(ones_seed(pass, targets), [&](size_t n) -> const BackwardMapping* {
-      return nodes[n].spec.op_type == "Relu" ? &mapping_ : nullptr;
+      return nodes[n].op->is_relu() ? &mapping_ : nullptr;
     });
   }
 

@@ -35,9 +35,8 @@ void remove_identities(Graph& graph, ModelReport& report) {
   int removed = 0;
   std::vector<Node> kept;
   for (Node& node : graph.nodes()) {
-    const std::string& t = node.spec.op_type;
-    const bool pass_through = (t == "Identity" || t == "Dropout") && !node.inputs.empty() &&
-                              node.inputs[0] >= 0 && (node.outputs.size() < 2 || node.outputs[1] < 0);
+    const bool pass_through = node.op->is_identity() && !node.inputs.empty() && node.inputs[0] >= 0 &&
+                              (node.outputs.size() < 2 || node.outputs[1] < 0);
     if (pass_through) {
       replace_uses(graph, node.outputs[0], node.inputs[0]);
       ++removed;
@@ -57,7 +56,10 @@ void fold_batchnorm(Graph& graph, ModelReport& report) {
   std::vector<bool> drop(graph.nodes().size(), false);
   for (size_t n = 0; n < graph.nodes().size(); ++n) {
     Node& bn = graph.nodes()[n];
-    if (bn.spec.op_type != "BatchNormalization" || bn.inputs.size() != 5 || bn.inputs[0] < 0) continue;
+    const LinearOp* affine = bn.op->as_linear();
+    if (affine == nullptr || affine->form() != LinearOp::Form::channel_affine || bn.inputs.size() != 5 ||
+        bn.inputs[0] < 0)
+      continue;
     bool params_constant = true;
     for (size_t i = 1; i < 5; ++i) params_constant = params_constant && is_constant_input(graph, bn, i);
     const int p = producer[static_cast<size_t>(bn.inputs[0])];
@@ -70,7 +72,6 @@ void fold_batchnorm(Graph& graph, ModelReport& report) {
     }
     std::vector<Tensor> bn_inputs;
     for (ValueId v : bn.inputs) bn_inputs.push_back(graph.value(v).constant);
-    const LinearOp* affine = bn.op->as_linear();
     const Tensor scale = affine->weight(bn_inputs), shift = affine->bias(bn_inputs);
     const Tensor& w = graph.value(prev.inputs[1]).constant;
     const Tensor old_bias =
@@ -197,7 +198,7 @@ void strip_final_softmax(Graph& graph, ModelReport& report) {
     const int p = producer[static_cast<size_t>(out)];
     if (p < 0) continue;
     const Node& node = graph.nodes()[static_cast<size_t>(p)];
-    if (node.spec.op_type != "Softmax" && node.spec.op_type != "LogSoftmax") continue;
+    if (graph.role(node) != OpRole::softmax) continue;
     if (uses[static_cast<size_t>(out)] != 1) continue;  // someone else reads the probabilities
     report.stripped_output_op = node.spec.op_type;
     report.canonicalizations.push_back("stripped final " + node.spec.op_type + " '" + node.name +

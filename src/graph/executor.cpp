@@ -20,7 +20,7 @@ Executor::Executor(const Graph& graph)
     if (!nodes[n].op->fuses_relu() || nodes[n].outputs.size() != 1 || nodes[n].outputs[0] < 0) continue;
     const size_t v = static_cast<size_t>(nodes[n].outputs[0]);
     const int r = reader[v];
-    if (uses[v] == 1 && r >= 0 && nodes[static_cast<size_t>(r)].spec.op_type == "Relu") fused_relu_[n] = r;
+    if (uses[v] == 1 && r >= 0 && nodes[static_cast<size_t>(r)].op->is_relu()) fused_relu_[n] = r;
   }
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (ValueId v : nodes[n].inputs) {

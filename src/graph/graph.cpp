@@ -15,6 +15,13 @@ void Graph::add_node(Node node) {
   nodes_.push_back(std::move(node));
 }
 
+OpRole Graph::role(const Node& node) const {
+  const auto varying = std::make_unique<bool[]>(node.inputs.size());
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    varying[i] = node.inputs[i] >= 0 && !value(node.inputs[i]).is_constant();
+  return node.op->role(std::span<const bool>(varying.get(), node.inputs.size()));
+}
+
 std::vector<int> Graph::producers() const {
   std::vector<int> producer(values_.size(), -1);
   for (size_t n = 0; n < nodes_.size(); ++n) {

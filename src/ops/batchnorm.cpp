@@ -20,6 +20,7 @@ class BatchNormOp : public LinearOp {
     if (spec.attributes.get_int("spatial", 1) != 1) spec.fail("spatial=0 is not supported");
   }
   std::string_view type() const override { return "BatchNormalization"; }
+  Form form() const override { return Form::channel_affine; }
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 5, 5, where_);

@@ -96,6 +96,7 @@ class ConvOp : public ConvolutionOp {
     return {convolve(inputs[0], inputs[1], optional_input(inputs, 2), true)};
   }
   std::string_view type() const override { return "Conv"; }
+  Form form() const override { return Form::convolution; }
 
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {
     return convolve(x, w, b, false);
@@ -164,6 +165,7 @@ class ConvTransposeOp : public ConvolutionOp {
     output_shape_ = spec.attributes.get_ints("output_shape");
   }
   std::string_view type() const override { return "ConvTranspose"; }
+  Form form() const override { return Form::transposed_convolution; }
 
   // y = convᵀ(x): x plays the convolution's output, y its input.
   Tensor apply(const Tensor& x, const Tensor& w, const Tensor& b) const override {

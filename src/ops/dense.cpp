@@ -35,6 +35,7 @@ class GemmOp : public LinearOp {
     trans_b_ = spec.attributes.get_int("transB", 0) != 0;
   }
   std::string_view type() const override { return "Gemm"; }
+  Form form() const override { return Form::dense; }
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 3, where_);
@@ -126,6 +127,8 @@ class MatMulOp : public LinearOp {
  public:
   MatMulOp(const OpSpec& spec) : where_(spec.where()) {}
   std::string_view type() const override { return "MatMul"; }
+  Form form() const override { return Form::dense; }
+  int64_t output_neuron_axis(int64_t output_rank) const override { return output_rank - 1; }
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);

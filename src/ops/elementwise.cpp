@@ -42,6 +42,8 @@ class UnaryOp : public Op {
     alpha_ = spec.attributes.get_float("alpha", type_ == "LeakyRelu" ? 0.01f : 1.0f);
   }
   std::string_view type() const override { return type_; }
+  OpRole role(std::span<const bool>) const override { return OpRole::monotone_activation; }
+  bool is_relu() const override { return type_ == "Relu"; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
@@ -84,6 +86,7 @@ class ClipOp : public Op {
     max_ = spec.attributes.get_float("max", std::numeric_limits<float>::infinity());
   }
   std::string_view type() const override { return "Clip"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::monotone_activation; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 3, where_);
     float lo = min_, hi = max_;
@@ -172,6 +175,10 @@ class BinaryOp : public Op {
     }
   }
   std::string_view type() const override { return type_; }
+  OpRole role(std::span<const bool> varying) const override {
+    if (type_ == "Equal") return OpRole::shape_only;
+    return type_ == "Mul" || type_ == "Div" ? scaling_or_product(varying) : OpRole::proportional;
+  }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);
     const Tensor& a = inputs[0];
@@ -248,6 +255,7 @@ class SoftmaxOp : public Op {
     axis_ = spec.attributes.get_int("axis", coerce_2d_ ? 1 : -1);
   }
   std::string_view type() const override { return type_; }
+  OpRole role(std::span<const bool>) const override { return OpRole::softmax; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
@@ -324,6 +332,7 @@ class WhereOp : public Op {
  public:
   WhereOp(const OpSpec& spec) : where_(spec.where()) {}
   std::string_view type() const override { return "Where"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 3, 3, where_);
     // select(c, x, y) = c ? x : y, built from two broadcasts so all three operands broadcast together.
@@ -360,6 +369,7 @@ class ExpandOp : public Op {
  public:
   ExpandOp(const OpSpec& spec) : where_(spec.where()) {}
   std::string_view type() const override { return "Expand"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);
     const std::vector<int64_t> dims = to_ints(inputs[1]);

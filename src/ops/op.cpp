@@ -7,6 +7,32 @@
 
 namespace sieve {
 
+std::string_view role_name(OpRole role) {
+  switch (role) {
+    case OpRole::linear:
+      return "linear";
+    case OpRole::monotone_activation:
+      return "monotone activation";
+    case OpRole::proportional:
+      return "proportional";
+    case OpRole::data_movement:
+      return "data movement";
+    case OpRole::max_selection:
+      return "max selection";
+    case OpRole::product:
+      return "product";
+    case OpRole::softmax:
+      return "softmax";
+    case OpRole::shape_only:
+      return "shape only";
+  }
+  throw Error("unknown op role");
+}
+
+OpRole Op::scaling_or_product(std::span<const bool> varying) {
+  return std::count(varying.begin(), varying.end(), true) > 1 ? OpRole::product : OpRole::proportional;
+}
+
 std::vector<Tensor> Op::vjp(const VjpArgs&) const {
   throw Error("operator " + std::string(type()) + " has no gradient");
 }
@@ -17,6 +43,17 @@ std::vector<Tensor> Op::forward_relu(std::span<const Tensor>) const {
 
 VjpReads Op::vjp_reads(size_t num_inputs, size_t num_outputs) const {
   return {std::vector<bool>(num_inputs, true), std::vector<bool>(num_outputs, true)};
+}
+
+bool LinearOp::is_layer() const {
+  const Form f = form();
+  return f == Form::convolution || f == Form::transposed_convolution || f == Form::dense;
+}
+
+OpRole LinearOp::role(std::span<const bool> varying) const {
+  const bool parameters_vary =
+      varying.size() > 1 && std::any_of(varying.begin() + 1, varying.end(), [](bool v) { return v; });
+  return parameters_vary ? scaling_or_product(varying) : OpRole::linear;
 }
 
 Tensor LinearOp::bias_gradient(const Tensor& grad_y, const Shape& bias_shape) const {

@@ -90,6 +90,8 @@ class MaxPoolOp : public Op {
     with_indices_ = spec.num_outputs > 1;
   }
   std::string_view type() const override { return "MaxPool"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::max_selection; }
+  std::unique_ptr<Op> average_pool_twin() const override;
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
@@ -172,7 +174,11 @@ class AveragePoolOp : public LinearOp {
     ceil_mode_ = spec.attributes.get_int("ceil_mode", 0) != 0;
     count_include_pad_ = spec.attributes.get_int("count_include_pad", 0) != 0;
   }
+  // Averages over the windows of a max pooling (padding excluded from the counts).
+  AveragePoolOp(std::string where, WindowAttributes window, bool ceil_mode)
+      : where_(std::move(where)), window_(std::move(window)), ceil_mode_(ceil_mode) {}
   std::string_view type() const override { return "AveragePool"; }
+  Form form() const override { return Form::average_pooling; }
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
@@ -290,11 +296,16 @@ class AveragePoolOp : public LinearOp {
   bool ceil_mode_ = false, count_include_pad_ = false;
 };
 
+std::unique_ptr<Op> MaxPoolOp::average_pool_twin() const {
+  return std::make_unique<AveragePoolOp>(where_, window_, ceil_mode_);
+}
+
 // Mean over all spatial positions, y[n, c] = w · mean(x[n, c, ...]); the weight is a scalar of 1.
 class GlobalAveragePoolOp : public LinearOp {
  public:
-  GlobalAveragePoolOp(const OpSpec& spec) : where_(spec.where()) {}
+  explicit GlobalAveragePoolOp(std::string where) : where_(std::move(where)) {}
   std::string_view type() const override { return "GlobalAveragePool"; }
+  Form form() const override { return Form::average_pooling; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     return {apply(inputs[0], weight(inputs), Tensor())};
@@ -357,6 +368,10 @@ class GlobalMaxPoolOp : public Op {
  public:
   GlobalMaxPoolOp(const OpSpec& spec) : where_(spec.where()) {}
   std::string_view type() const override { return "GlobalMaxPool"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::max_selection; }
+  std::unique_ptr<Op> average_pool_twin() const override {
+    return std::make_unique<GlobalAveragePoolOp>(where_);
+  }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
@@ -399,7 +414,7 @@ std::unique_ptr<Op> make_average_pool(const OpSpec& spec) {
   return std::make_unique<AveragePoolOp>(spec);
 }
 std::unique_ptr<Op> make_global_average_pool(const OpSpec& spec) {
-  return std::make_unique<GlobalAveragePoolOp>(spec);
+  return std::make_unique<GlobalAveragePoolOp>(spec.where());
 }
 std::unique_ptr<Op> make_global_max_pool(const OpSpec& spec) {
   return std::make_unique<GlobalMaxPoolOp>(spec);

@@ -46,6 +46,7 @@ class FlattenOp : public ReshapingOp {
  public:
   FlattenOp(const OpSpec& spec) : where_(spec.where()), axis_(spec.attributes.get_int("axis", 1)) {}
   std::string_view type() const override { return "Flatten"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
@@ -67,6 +68,7 @@ class ReshapeOp : public ReshapingOp {
     if (spec.opset < 5) spec.fail("Reshape with a 'shape' attribute (opset < 5) is not supported");
   }
   std::string_view type() const override { return "Reshape"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);
     const Tensor& x = inputs[0];
@@ -110,6 +112,7 @@ class TransposeOp : public Op {
  public:
   TransposeOp(const OpSpec& spec) : where_(spec.where()), perm_(spec.attributes.get_ints("perm")) {}
   std::string_view type() const override { return "Transpose"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
@@ -181,6 +184,7 @@ class ConcatOp : public Op {
     axis_ = spec.attributes.get_int("axis", 0);
   }
   std::string_view type() const override { return "Concat"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     if (inputs.empty()) throw Error(where_ + ": no inputs");
     const Shape& first = inputs[0].shape();
@@ -249,6 +253,7 @@ class SqueezeOp : public ReshapingOp {
     if (type_ == "Unsqueeze" && !axes_from_input_ && axes_.empty()) spec.fail("attribute 'axes' is required");
   }
   std::string_view type() const override { return type_; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 2, where_);
     const Tensor& x = inputs[0];
@@ -305,6 +310,7 @@ class PadOp : public Op {
     value_ = spec.attributes.get_float("value", 0.0f);
   }
   std::string_view type() const override { return "Pad"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, pads_from_input_ ? 2 : 1, 4, where_);
     const Tensor& x = inputs[0];
@@ -404,6 +410,8 @@ class IdentityOp : public Op {
  public:
   IdentityOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type), outputs_(spec.num_outputs) {}
   std::string_view type() const override { return type_; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
+  bool is_identity() const override { return true; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     if (inputs.empty() || inputs[0].empty()) throw Error(where_ + ": missing input");
     if (inputs.size() > 2 && !inputs[2].empty() && inputs[2].size() == 1 && inputs[2][0] != 0.0f) {
@@ -435,6 +443,7 @@ class ShapeOp : public Op {
         start_(spec.attributes.get_int("start", 0)),
         end_(spec.attributes.get_int("end", std::numeric_limits<int64_t>::max())) {}
   std::string_view type() const override { return "Shape"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::shape_only; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Shape& s = inputs[0].shape();
@@ -459,6 +468,7 @@ class GatherOp : public Op {
  public:
   GatherOp(const OpSpec& spec) : where_(spec.where()), axis_(spec.attributes.get_int("axis", 0)) {}
   std::string_view type() const override { return "Gather"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);
     const Tensor &x = inputs[0], &idx = inputs[1];
@@ -524,6 +534,7 @@ class CastOp : public Op {
       spec.fail("unsupported target type " + std::to_string(to_));
   }
   std::string_view type() const override { return "Cast"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];
@@ -559,6 +570,7 @@ class ConstantOfShapeOp : public Op {
     }
   }
   std::string_view type() const override { return "ConstantOfShape"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::shape_only; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const std::vector<int64_t> dims = to_ints(inputs[0]);
@@ -585,6 +597,7 @@ class SliceOp : public Op {
     axes_ = spec.attributes.get_ints("axes");
   }
   std::string_view type() const override { return "Slice"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, from_inputs_ ? 3 : 1, 5, where_);
     std::vector<int64_t> start, step;
@@ -666,6 +679,7 @@ class RangeOp : public Op {
  public:
   RangeOp(const OpSpec& spec) : where_(spec.where()) {}
   std::string_view type() const override { return "Range"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::shape_only; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 3, 3, where_);
     const double start = inputs[0][0], limit = inputs[1][0], delta = inputs[2][0];

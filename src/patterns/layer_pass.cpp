@@ -1,5 +1,6 @@
 #include "patterns/layer_pass.hpp"
 
+#include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/patterns.hpp"
 
@@ -38,7 +39,10 @@ std::vector<Tensor> constant_inputs(const Graph& graph, const Node& node, const 
 std::vector<LayerPass> run_pattern_layers(const Model& model, const Tensor& batch, const std::string& what) {
   const Graph& graph = model.graph();
   if (model.input_shapes().size() != 1) throw Error(what + " needs a model with exactly one input");
-  check_input(batch, model.input_shapes()[0], model.input_names()[0]);
+  // A model with a fixed batch size runs a short batch padded, and the padding's rows are dropped.
+  const int64_t rows = batch.rank() > 0 ? batch.dim(0) : 0;
+  const Tensor input = padded_batch(batch, model.rows_per_pass(rows));
+  check_input(input, model.input_shapes()[0], model.input_names()[0]);
   const std::vector<size_t> layers = pattern_layers(model);
   std::vector<bool> keep(graph.values().size(), false);
   for (size_t n : layers) {
@@ -46,7 +50,7 @@ std::vector<LayerPass> run_pattern_layers(const Model& model, const Tensor& batc
     keep[static_cast<size_t>(graph.nodes()[n].outputs[0])] = true;
   }
   Trace trace;
-  Executor(graph).run({batch}, &trace, keep);
+  Executor(graph).run({input}, &trace, keep);
   std::vector<LayerPass> passes;
   for (size_t n : layers) {
     LayerPass p;
@@ -54,10 +58,16 @@ std::vector<LayerPass> run_pattern_layers(const Model& model, const Tensor& batc
     p.op = p.node->op->as_linear();
     p.x = trace.values[static_cast<size_t>(p.node->inputs[0])];
     p.z = trace.values[static_cast<size_t>(p.node->outputs[0])];
+    if (input.dim(0) != rows) {
+      if (p.node->spec.attributes.get_int("transA", 0) != 0)
+        throw Error(p.node->spec.where() + ": " + what + " cannot pad a batch for a transposed input");
+      p.x = leading_rows(p.x, rows);
+      p.z = leading_rows(p.z, rows);
+    }
     const std::vector<Tensor> inputs = constant_inputs(graph, *p.node, p.x);
     p.w = p.op->weight(inputs);
     p.b = p.op->bias(inputs);
-    p.axis = p.node->spec.op_type == "MatMul" ? p.z.rank() - 1 : 1;
+    p.axis = p.op->output_neuron_axis(p.z.rank());
     p.y = output_without_bias(*p.op, p.x, p.z, p.w, p.b, p.axis);
     passes.push_back(std::move(p));
   }

@@ -1,7 +1,6 @@
 #include "patterns/pattern_analyzers.hpp"
 
 #include <map>
-#include <mutex>
 
 #include "sieve/error.hpp"
 #include "sieve/patterns.hpp"
@@ -17,8 +16,14 @@ class PatternAnalyzer : public Analyzer {
                   " needs patterns: --patterns FILE or patterns=FILE (made by sieve fit-patterns)");
   }
 
+  void prepare(const Model& model) override {
+    prepared_ = &model;
+    weights_ = weights_for(model);
+  }
+
   Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
-    const std::map<size_t, Tensor> substitutes = weights_for(pass.model());
+    const std::map<size_t, Tensor> substitutes =
+        prepared_ == &pass.model() ? weights_ : weights_for(pass.model());
     std::map<size_t, BackwardMapping> mappings;
     for (const auto& [n, weight] : substitutes) {
       mappings[n] = [w = weight](const Node& node, const VjpArgs& a) {
@@ -34,35 +39,29 @@ class PatternAnalyzer : public Analyzer {
   }
 
  private:
-  // Per layer node: a₊ (PatternNet) or w ⊙ a₊ (PatternAttribution), read and checked once per model.
+  // Per layer node: a₊ (PatternNet) or w ⊙ a₊ (PatternAttribution), read from the file and checked
+  // against the model.
   std::map<size_t, Tensor> weights_for(const Model& model) const {
-    std::lock_guard<std::mutex> lock(mutex_);
     const std::vector<size_t> layers = pattern_layers(model);
-    const Tensor& first = model.graph().value(model.graph().nodes()[layers.at(0)].inputs[1]).constant;
-    // The pinned weight storage makes the same address mean the same model.
-    if (pinned_.empty() || pinned_.data() != first.data()) {
-      const PatternFile file = read_pattern_file_for(path_, model);
-      weights_.clear();
-      for (size_t l = 0; l < layers.size(); ++l) {
-        const Node& node = model.graph().nodes()[layers[l]];
-        Tensor w = file.patterns[l].positive;
-        if (attribution_) {
-          const Tensor& original = model.graph().value(node.inputs[1]).constant;
-          w = w.clone();
-          for (int64_t i = 0; i < w.size(); ++i) w[i] *= original[i];
-        }
-        weights_[layers[l]] = w;
+    const PatternFile file = read_pattern_file_for(path_, model);
+    std::map<size_t, Tensor> weights;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Node& node = model.graph().nodes()[layers[l]];
+      Tensor w = file.patterns[l].positive;
+      if (attribution_) {
+        const Tensor& original = model.graph().value(node.inputs[1]).constant;
+        w = w.clone();
+        for (int64_t i = 0; i < w.size(); ++i) w[i] *= original[i];
       }
-      pinned_ = first;
+      weights[layers[l]] = w;
     }
-    return weights_;
+    return weights;
   }
 
   bool attribution_;
   std::string path_;
-  mutable std::mutex mutex_;
-  mutable Tensor pinned_;
-  mutable std::map<size_t, Tensor> weights_;
+  const Model* prepared_ = nullptr;
+  std::map<size_t, Tensor> weights_;  // of the prepared model
 };
 
 }  // namespace

@@ -173,7 +173,7 @@ void accumulate_dense(const Node& node, const Tensor& x, const Tensor& z, const 
   if (x.size() != rows * k)
     throw Error(node.spec.where() + ": input " + to_string(x.shape()) + " does not hold " +
                 std::to_string(rows) + " rows of " + std::to_string(k));
-  const bool trans_a = node.spec.op_type == "Gemm" && node.spec.attributes.get_int("transA", 0) != 0;
+  const bool trans_a = node.spec.attributes.get_int("transA", 0) != 0;
   const int64_t per_chunk = std::max<int64_t>(1, kStagingElements / std::max<int64_t>(1, std::max(k, 3 * n)));
   for (int64_t r0 = 0; r0 < rows; r0 += per_chunk) {
     const int64_t len = std::min(rows, r0 + per_chunk) - r0;
@@ -380,7 +380,7 @@ QualityStatistics::QualityStatistics(const Model& model) {
     s.op_type = node.spec.op_type;
     s.weight_shape = w.shape();
     s.output_axis = op.weight_output_axis();
-    const bool conv = s.op_type == "Conv";
+    const bool conv = op.form() == LinearOp::Form::convolution;
     if ((conv && s.output_axis != 0) ||
         (!conv && (w.rank() != 2 || (s.output_axis != 0 && s.output_axis != 1))))
       throw Error(node.spec.where() +
@@ -431,7 +431,7 @@ void QualityStatistics::accumulate(const Model& model, const Tensor& batch) {
       throw Error(node.spec.where() + ": output " + to_string(z.shape()) + " does not have " +
                   std::to_string(s.neurons) + " neurons on axis " + std::to_string(axis));
     s.count += static_cast<double>(z.size() / s.neurons);
-    if (s.op_type == "Conv") {
+    if (op.form() == LinearOp::Form::convolution) {
       accumulate_convolution(op, identity_[l], x, z, y, s);
     } else {
       accumulate_dense(node, x, z, y, s);

@@ -15,10 +15,6 @@
 namespace sieve {
 namespace {
 
-bool constant_input(const Graph& graph, const Node& node, size_t i) {
-  return i < node.inputs.size() && node.inputs[i] >= 0 && graph.value(node.inputs[i]).is_constant();
-}
-
 // Per-neuron sums of t over every other axis, added to `into`.
 void add_neuron_sums(std::vector<double>& into, const Tensor& t, int64_t axis) {
   const int64_t c = t.dim(axis);
@@ -79,7 +75,7 @@ void accumulate_dense(const Node& node, const Tensor& x, const Tensor& y, const 
   using FloatMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int64_t n = s.neurons, k = element_count(s.weight_shape) / n;
   const int64_t rows = y.size() / n;
-  const bool trans_a = node.spec.op_type == "Gemm" && node.spec.attributes.get_int("transA", 0) != 0;
+  const bool trans_a = node.spec.attributes.get_int("transA", 0) != 0;
   Matrix xd;
   if (trans_a) {
     xd = Eigen::Map<const FloatMatrix>(x.data(), k, rows).cast<double>().transpose();
@@ -130,14 +126,10 @@ std::vector<size_t> pattern_layers(const Model& model) {
   std::vector<size_t> layers;
   for (size_t n = 0; n < graph.nodes().size(); ++n) {
     const Node& node = graph.nodes()[n];
-    const std::string& t = node.spec.op_type;
-    if (!plan.on_path(n) || node.op->as_linear() == nullptr) continue;
-    if (t != "Conv" && t != "Gemm" && t != "MatMul") continue;
-    bool constant = true;
-    for (size_t i = 1; i < node.inputs.size(); ++i)
-      constant = constant && (node.inputs[i] < 0 || constant_input(graph, node, i));
-    if (!constant) continue;
-    if (t == "Gemm" && node.spec.attributes.get_float("alpha", 1.0f) != 1.0f)
+    if (!plan.on_path(n) || graph.role(node) != OpRole::linear) continue;
+    const LinearOp::Form form = node.op->as_linear()->form();
+    if (form != LinearOp::Form::convolution && form != LinearOp::Form::dense) continue;
+    if (node.spec.attributes.get_float("alpha", 1.0f) != 1.0f)
       throw Error(node.spec.where() + ": patterns need Gemm with alpha = 1 (fold alpha into the weights)");
     layers.push_back(n);
   }
@@ -196,7 +188,7 @@ void PatternStatistics::accumulate(const Model& model, const Tensor& batch) {
     add_neuron_sums(s.count_pos, mask, axis);
     add_neuron_sums(s.sum_y, y, axis);
     add_neuron_sums(s.sum_y_pos, y_pos, axis);
-    if (node.spec.op_type == "Conv") {
+    if (op.form() == LinearOp::Form::convolution) {
       accumulate_convolution(op, x, y, y_pos, mask, s);
     } else {
       accumulate_dense(node, x, y, y_pos, mask, s);

@@ -5,6 +5,7 @@
 
 #include "sieve/error.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/op_spec.hpp"
 
 namespace sieve {
 namespace {
@@ -58,14 +59,11 @@ NodePredicate NodePredicate::parse(const std::string& text) {
     if (p.high < p.low) throw Error("rule predicate '" + text + "': the range is empty");
     return p;
   }
-  static const std::vector<std::string> types{
-      "Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "BatchNormalization"};
-  if (std::find(types.begin(), types.end(), text) == types.end()) {
-    std::string list;
-    for (const std::string& t : types) list += t + ", ";
-    throw Error("unknown rule predicate '" + text + "' (" + list +
-                "any, first, first=OPTYPE, last, index=K, index=K-L, name=NODE)");
-  }
+  if (!is_supported_op(text))
+    throw Error(
+        "unknown rule predicate '" + text +
+        "' (an operator type such as Conv or Gemm, any, first, first=OPTYPE, last, index=K, index=K-L, "
+        "name=NODE)");
   p.kind = Kind::op_type;
   p.text = text;
   return p;

@@ -1,23 +1,19 @@
 #pragma once
 
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 
-#include "rules/linear_rule.hpp"
+#include "rules/treatments.hpp"
 #include "sieve/lrp.hpp"
 
 namespace sieve::rules {
 
-struct RelevanceOptions {
-  bool maxpool_average = false;  // max-pooling as average pooling instead of winner-take-all
-  bool log_odds = false;         // explain the log-odds of the target instead of its logit
-};
-
+// The relevance methods: a treatment per node on the path, chosen from its op's role and the
+// composite's rule, once per model (prepare) or per call for a model it was not prepared for.
 class CompositeAnalyzer : public RelevanceAnalyzer {
  public:
   CompositeAnalyzer(Composite composite, RelevanceOptions options, std::optional<InputRange> input_range);
+  void prepare(const Model& model) override;
   std::vector<RuleAssignment> assignment(const Model& model) const override;
   std::vector<ValueId> trace_values(const Model& model) const override;
   using RelevanceAnalyzer::explain;
@@ -25,33 +21,20 @@ class CompositeAnalyzer : public RelevanceAnalyzer {
                  std::vector<LayerRelevance>* conservation) const override;
 
  private:
-  enum class Treatment { gradient, pass, linear_rule, log_odds, proportional, bilinear, max_as_average };
-  struct NodeTreatment {
-    Treatment kind = Treatment::gradient;
-    const LinearRule* rule = nullptr;
+  struct Plan {
+    const Model* model = nullptr;
+    std::vector<std::unique_ptr<Treatment>> treatments;  // per node; null off the explained path
   };
-  struct CachedParameters {
-    Tensor weight, bias;
-    ModifiedParameters modified;
-  };
-
-  static bool is_layer_type(const std::string& type);
-  void check_bounds(const LinearRule& rule) const;
-  std::vector<NodeTreatment> plan(const Model& model) const;
-  ModifiedParameters parameters(const LinearOp& op, const LinearRule& rule, const Tensor& weight,
-                                const Tensor& bias) const;
-  Tensor relevance_through_rule(const Node& node, const LinearRule& rule, const LinearOp& op,
-                                const VjpArgs& a, const Tensor& relevance) const;
-  Tensor log_odds_relevance(const Node& node, const LinearRule& rule, const LinearOp& op, const VjpArgs& a,
-                            const std::vector<int64_t>& targets) const;
+  Plan plan(const Model& model) const;
+  // The prepared plan when `model` is the prepared one, else `scratch` made for this call.
+  const Plan& plan_for(const Model& model, Plan& scratch) const;
+  const LinearRule* matching_rule(const Graph& graph, size_t n, OpRole role,
+                                  const std::vector<size_t>& layers) const;
 
   Composite composite_;
   RelevanceOptions options_;
   std::optional<InputRange> input_range_;
-  LinearRule proportional_rule_;  // LRP-0: unmatched linear nodes, pooling
-  mutable std::mutex mutex_;
-  // Modified constant parameters per (node op, rule), computed once.
-  mutable std::map<std::pair<const Op*, const LinearRule*>, CachedParameters> cache_;
+  Plan prepared_;
 };
 
 }  // namespace sieve::rules

@@ -44,7 +44,7 @@ bool LinearRule::uses_bounds() const {
 }
 
 std::vector<std::string> rule_names() {
-  return {"z", "epsilon", "gamma", "alpha_beta", "z_plus", "z_box", "w_square", "flat", "pass"};
+  return {"z", "epsilon", "gamma", "alpha_beta", "z_plus", "z_box", "w_square", "flat", "pass", "gradient"};
 }
 
 LinearRule parse_rule(const std::string& text) {
@@ -106,6 +106,8 @@ LinearRule parse_rule(const std::string& text) {
     r.groups = {{}};
   } else if (name == "pass") {
     r.pass = true;
+  } else if (name == "gradient") {
+    r.gradient = true;
   } else {
     std::string list;
     for (const std::string& n : rule_names()) list += (list.empty() ? "" : ", ") + n;

@@ -1,0 +1,65 @@
+#pragma once
+
+// How the relevance family passes relevance back through one node: a treatment is chosen per node
+// from the op's role, the composite's rule and the method's options, once per model, and owns what it
+// computed for that node (modified parameters, the average-pooling twin of a max pooling).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rules/linear_rule.hpp"
+#include "sieve/graph.hpp"
+#include "sieve/reverse.hpp"
+
+namespace sieve::rules {
+
+struct RelevanceOptions {
+  bool maxpool_average = false;  // max-pooling as average pooling instead of winner-take-all
+  bool log_odds = false;         // explain the log-odds of the target instead of its logit
+};
+
+// What a backward mapping may read beyond the node's forward values.
+struct MappingContext {
+  const std::vector<int64_t>& targets;  // per sample
+};
+
+class Treatment {
+ public:
+  virtual ~Treatment() = default;
+  // Its line for --explain-rules.
+  virtual std::string describe() const = 0;
+  // Forward values of `node` the mapping reads beyond its op's VJP reads (kept in the trace).
+  virtual std::vector<ValueId> trace_values(const Node& /*node*/) const { return {}; }
+  // The backward mapping; an empty function routes relevance through the op's own VJP.
+  virtual BackwardMapping mapping(const MappingContext& context) const = 0;
+  // False when relevance passes unchanged, so a conservation report skips the node.
+  virtual bool moves_relevance() const { return true; }
+};
+
+// What a treatment is chosen from.
+struct TreatmentRequest {
+  const Graph& graph;
+  const Node& node;
+  const LinearRule* rule;  // the composite's rule for the node, or nullptr when none matched
+  const RelevanceOptions& options;
+  const std::optional<InputRange>& input_range;  // default z^B bounds
+};
+
+// Relevance follows the op's vector-Jacobian product: data movement, shapes, max selection
+// (winner-take-all) and every node a `gradient` rule names.
+std::unique_ptr<Treatment> routed_treatment(std::string description);
+// The log-odds top layer (book ch. 10 §10.3.1) with the z or ε rule `rule`.
+std::unique_ptr<Treatment> log_odds_treatment(const LinearRule& rule);
+// LRP-0, the rule of linear nodes no composite entry matches.
+const LinearRule& default_linear_rule();
+
+// The treatment of each role that has one, from the role and the method's options; a role missing
+// here has no relevance treatment, and a node of it needs an explicit `gradient` rule.
+using TreatmentFactory = std::function<std::unique_ptr<Treatment>(const TreatmentRequest&)>;
+const std::map<OpRole, TreatmentFactory>& relevance_treatments();
+
+}  // namespace sieve::rules
