@@ -100,6 +100,8 @@ TEST(Images, PngRoundTripAndJpegDecoding) {
   const Image decoded = read_image(temp("gray.jpg").string());
   EXPECT_EQ(decoded.width, 16);
   EXPECT_EQ(decoded.channels, 1);
+  // Not float rounding: JPEG quantizes the DCT coefficients (quality 95), so a flat block decodes to
+  // within a couple of 8-bit levels.
   EXPECT_NEAR(decoded.pixels[40], 200, 2);
   expect_error([&] { read_image(temp("truncated.jpg").string()); }, "corrupt JPEG");
   const std::string png = std::string(
@@ -121,6 +123,8 @@ TEST(Preprocessing, NormalizesAndConvertsColors) {
   p.std = {0.5f, 0.25f, 1.0f};
   const Image img{1, 1, 3, {255, 0, 51}};
   const Tensor rgb = image_to_tensor(img, p, 3, 1, 1);
+  // (v·scale − mean) / std: three float32 operations, each rounded by at most u = 2⁻²⁴ of its result,
+  // within EXPECT_FLOAT_EQ's 4 ulps of the exact value (no cancellation: |result| ≥ |v·scale − mean|/std).
   EXPECT_FLOAT_EQ(rgb[0], 1.0f);
   EXPECT_FLOAT_EQ(rgb[1], -1.0f);
   EXPECT_FLOAT_EQ(rgb[2], 0.2f);
@@ -129,6 +133,7 @@ TEST(Preprocessing, NormalizesAndConvertsColors) {
   EXPECT_FLOAT_EQ(bgr[0], (51.0f / 255.0f - 0.5f) / 0.5f);
   Preprocessing g;
   g.color = ColorOrder::grayscale;
+  // A weighted sum of three channels and a scaling in float32 on values ≤ 1: off by a few u ≈ 1e-7.
   EXPECT_NEAR(image_to_tensor(img, g, 1, 1, 1)[0], (0.299f * 255 + 0.114f * 51) / 255.0f, 1e-5);
   EXPECT_THROW(image_to_tensor(img, g, 3, 1, 1), Error);
   const InputRange range = input_range(p, 3);
@@ -169,7 +174,7 @@ TEST(Profile, ReadsAndRejectsUnknownKeys) {
   ASSERT_TRUE(profile.has_value());
   EXPECT_EQ(profile->class_names.size(), 2u);
   EXPECT_EQ(profile->preprocessing->color, ColorOrder::grayscale);
-  EXPECT_FLOAT_EQ(profile->preprocessing->raw_high, 10.0f);
+  EXPECT_FLOAT_EQ(profile->preprocessing->raw_high, 10.0f);  // an integer read from JSON: exact
   write_bytes(temp("typo.json"), R"({"preprocesing": {}})");
   expect_error([&] { read_profile(temp("typo.json").string()); }, "unknown key 'preprocesing'");
   write_bytes(temp("type.json"), R"({"class_names": 3})");

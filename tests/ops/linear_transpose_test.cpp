@@ -10,6 +10,8 @@
 #include "sieve/op.hpp"
 #include "sieve/op_spec.hpp"
 #include "support/op_specs.hpp"
+#include "support/regime_flips.hpp"
+#include "support/rounding.hpp"
 
 namespace sieve {
 namespace {
@@ -139,6 +141,9 @@ TEST(LinearOps, TransposeAndWeightGradientAreExact) {
     const Tensor own = linear->apply(x, linear->weight(c.inputs), linear->bias(c.inputs));
     const Tensor forward = op->forward(c.inputs)[0];
     ASSERT_EQ(own.shape(), forward.shape());
+    // Every linear op's forward is apply with its own weight() and bias(): the same float32 computation
+    // on the same values, equal bit for bit; 1e-5 of 1 + |y| would still hold for an op that rounded its
+    // parameters once more (a few u ≈ 6e-8 of O(1) terms, at most 27 of them here).
     for (int64_t i = 0; i < own.size(); ++i)
       EXPECT_NEAR(own[i], forward[i], 1e-5 * (1 + std::abs(forward[i])));
     // Substitute weights: ⟨A_W x, ȳ⟩ = ⟨x, A_Wᵀ ȳ⟩ = ⟨W, ∂/∂W⟩.
@@ -148,7 +153,13 @@ TEST(LinearOps, TransposeAndWeightGradientAreExact) {
     const double forward_dot = dot(y, gy);
     const double transpose_dot = dot(x, linear->apply_transpose(gy, w, x.shape()));
     const double weight_dot = dot(w, linear->weight_gradient(x, gy, w.shape()));
-    const double scale = 1e-5 * (std::abs(forward_dot) + static_cast<double>(y.size()));
+    // The three are double inner products of float32 results whose dot products have at most
+    // n = max(|x|, |y|) terms (fan-in, fan-out, or batch × positions for the weight gradient), each off by
+    // γ_n ≈ n·u of its magnitude: each of the three is off by up to (n + 1)·u·⟨|x|, |W|ᵀ|ȳ|⟩, two of them
+    // differ by up to twice that.
+    const double n = static_cast<double>(std::max(x.size(), y.size()));
+    const double magnitude = dot(absolute(x), linear->apply_transpose(absolute(gy), absolute(w), x.shape()));
+    const double scale = 2.0 * (n + 1.0) * kFloat32UnitRoundoff * magnitude;
     EXPECT_NEAR(transpose_dot, forward_dot, scale);
     EXPECT_NEAR(weight_dot, forward_dot, scale);
   }

@@ -75,6 +75,8 @@ TEST(PatternAnalyzers, LinearToyRecoversTheSignal) {
                                                         {"pattern.attribution:patterns=" + linear, ""}}) {
     const Tensor e = explain(model, x, method, targets, patterns);
     ASSERT_EQ(e.shape(), x.shape()) << method;
+    // e = a·wᵀx with a = a_s to about 1e-6 (pattern_fit_test.cpp) and wᵀx a 2-term float32 dot product
+    // of values below 2 (≤ 2u·4 ≈ 5e-7): a few 1e-6 of |y| ≤ 1, below 1e-4.
     for (int64_t i = 0; i < 4; ++i) {
       EXPECT_NEAR(e[2 * i], y[i], 1e-4) << method << " sample " << i;
       EXPECT_NEAR(e[2 * i + 1], 0.0, 1e-4) << method << " sample " << i;
@@ -85,6 +87,7 @@ TEST(PatternAnalyzers, LinearToyRecoversTheSignal) {
   };
   const Tensor gradient = explain(model, x, "gradient", targets);
   for (int64_t i = 0; i < 4; ++i) {
+    // The seed 1 times w = (1, −1): exact in float32.
     EXPECT_NEAR(gradient[2 * i], 1.0, 1e-6);
     EXPECT_NEAR(gradient[2 * i + 1], -1.0, 1e-6);
     EXPECT_GT(off_signal(gradient, i), 0.15) << "gradient sample " << i;
@@ -93,12 +96,15 @@ TEST(PatternAnalyzers, LinearToyRecoversTheSignal) {
     const Tensor e = explain(model, x, method, targets);
     for (int64_t i = 0; i < 4; ++i) {
       EXPECT_GT(std::abs(e[2 * i]), 0.1) << method << " sample " << i;
+      // One positive factor times w = (1, −1): the two elements are one product each, equal up to u.
       EXPECT_NEAR(e[2 * i + 1], -e[2 * i], 1e-6 * std::abs(e[2 * i])) << method << " ∝ w, sample " << i;
       EXPECT_GT(off_signal(e, i), 0.15) << method << " sample " << i;
     }
   }
   const Tensor lrp = explain(model, x, "lrp.z", targets);
   for (int64_t i = 0; i < 4; ++i) {
+    // R_j = w_j·x_j·z / (z + 1e-6·sign z): the stabilizer moves it by |x_j|·1e-6/|z| ≤ 3.7e-6 on these
+    // samples (|z| ≥ 0.42, |x_j| ≤ 1.6), the float32 z = wᵀx by 2u·Σ|x_j| / |z| ≈ 1e-6 of |x_j|.
     EXPECT_NEAR(lrp[2 * i], x[2 * i], 1e-5) << "lrp.z sample " << i;
     EXPECT_NEAR(lrp[2 * i + 1], -x[2 * i + 1], 1e-5) << "lrp.z sample " << i;
     EXPECT_GT(off_signal(lrp, i), 0.15) << "lrp.z sample " << i;
@@ -106,7 +112,10 @@ TEST(PatternAnalyzers, LinearToyRecoversTheSignal) {
 }
 
 // Golden: PatternNet and PatternAttribution of the shared mlp with patterns fitted on
-// fmnist_train2000.npy equal the numpy references per input to 1e-4 of the input's largest value.
+// fmnist_train2000.npy equal the numpy references per input to 1e-4 of the input's largest value. The
+// patterns carry the forward pass's τ = 7e-5 (mlp, pattern_fit_test.cpp) and the float32 backward pass
+// adds its dot products over the fan-outs, 394·u = 2.3e-5 (both of the magnitudes): 9.3e-5 ≤ 1e-4. The
+// references' own float32 runs (meta.json "f32_vs_f64") land within 5.1e-7 of them.
 TEST(PatternAnalyzers, MlpExplanationsEqualReference) {
   const Model model = Model::load(kModels + "mlp_dynbatch.onnx");
   const Tensor inputs = read_npy(kModels + "mlp_inputs.npy");

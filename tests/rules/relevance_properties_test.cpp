@@ -13,6 +13,7 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "support/rounding.hpp"
 
 namespace sieve {
 namespace {
@@ -137,6 +138,9 @@ TEST(RelevanceProperties, UniformZRuleIsGradientTimesInput) {
     const std::vector<double> epsilon_effect = relative_differences(
         samples(refs + "lrp_epsilon_1e-6.npy", 0, n), samples(refs + "input_x_gradient.npy", 0, n));
     const std::vector<double> d_exact = relative_differences(exact, g), d_z = relative_differences(z, g);
+    // Two float32 reverse passes over the same forward values, whose dot products run over the fan-outs:
+    // 394 terms in all for the mlp, 714 for the cnn, so each within 714·u = 4.3e-5 of the magnitudes
+    // (R_k / z_k uses the forward's own z_k: a few u per layer); they differ by at most 8.6e-5 ≤ 1e-4.
     for (int64_t i = 0; i < n; ++i) {
       EXPECT_LE(d_exact[i], 1e-4) << m << " input " << i;
       EXPECT_LE(d_z[i], 1e-4 + 2.0 * epsilon_effect[i]) << m << " input " << i;
@@ -166,6 +170,10 @@ TEST(RelevanceProperties, ConservationOnBiasFreeNetworks) {
     const Tensor logits = model.run({x}).at(0);
     const std::vector<int64_t> targets = predicted(model, x);
     const int64_t classes = logits.dim(1);
+    // Each layer passes on what it receives through a float32 quotient of sums over its fan-in and sums
+    // over its fan-out: it conserves to (fan-in + fan-out)·u, and the layers together to
+    // u·Σ (fan-in + fan-out) ≤ 2τ, the fan-outs adding up to less than the fan-ins here (rounding.hpp).
+    const double tol = 2.0 * forward_rounding_bound(model);
     for (const std::string& method : methods) {
       SCOPED_TRACE(m + " " + method);
       const auto a = analyzer(method);
@@ -178,7 +186,7 @@ TEST(RelevanceProperties, ConservationOnBiasFreeNetworks) {
         const double f = logits[static_cast<int64_t>(i) * classes + targets[i]];
         if (f <= 0.0) continue;
         ++checked;
-        EXPECT_NEAR(sums[i], f, 1e-5 * f) << "input " << i;
+        EXPECT_NEAR(sums[i], f, tol * f) << "input " << i;
       }
       EXPECT_GE(checked, 4);
       // Every linear layer appears once, and conserves what it receives.
@@ -189,7 +197,7 @@ TEST(RelevanceProperties, ConservationOnBiasFreeNetworks) {
         for (size_t i = 0; i < targets.size(); ++i) {
           const double f = logits[static_cast<int64_t>(i) * classes + targets[i]];
           if (f <= 0.0) continue;
-          EXPECT_NEAR(l.input_sum[i], l.output_sum[i], 1e-5 * std::max(std::abs(l.output_sum[i]), f))
+          EXPECT_NEAR(l.input_sum[i], l.output_sum[i], tol * std::max(std::abs(l.output_sum[i]), f))
               << l.name << " (" << l.op_type << ") input " << i;
         }
       }
@@ -219,12 +227,14 @@ TEST(RelevanceProperties, ConservationReportShowsLosses) {
   double largest_loss = 0.0;
   for (size_t i = 0; i < targets.size(); ++i) {
     const double f = logits[static_cast<int64_t>(i) * logits.dim(1) + targets[i]];
+    // The seed is the logit of the same float32 forward computation; the first layer's input is the
+    // explanation itself, summed in float64 both times: both equal up to float64 rounding.
     EXPECT_NEAR(top.output_sum[i], f, 1e-5 * std::abs(f));
     EXPECT_NEAR(bottom.input_sum[i], sums[i], 1e-4 * std::abs(f));
     for (const LayerRelevance& l : report)
       largest_loss = std::max(largest_loss, std::abs(l.output_sum[i] - l.input_sum[i]) / std::abs(f));
   }
-  EXPECT_GT(largest_loss, 1e-2);
+  EXPECT_GT(largest_loss, 1e-2);  // an effect, far above any rounding (≤ 2τ ≈ 2.4e-4)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -301,7 +311,10 @@ TEST(RelevanceProperties, LinearInTheRelevanceFromAbove) {
           diff = std::max(diff, std::abs(ec[i] - expected));
         }
         EXPECT_GT(scale, 0.0);
-        EXPECT_LE(diff, 1e-5 * scale);
+        // Three float32 relevance passes below the same forward values (the z rule on top cancels the
+        // mixed row's z_c): each within its fan-outs' rounding, Σ fan-out·u ≤ τ, of its magnitude, taken
+        // as the largest |α·ea| + |β·eb|: ec against α·ea + β·eb within 2τ of it.
+        EXPECT_LE(diff, 2.0 * forward_rounding_bound(model) * scale);
       }
     }
   }
@@ -383,6 +396,7 @@ TEST(RelevanceProperties, ResidualNetworkBiasFreeConservation) {
       EXPECT_TRUE(all_finite(r));
       const double sum = sample_sums(r)[0];
       EXPECT_GE(report.size(), static_cast<size_t>(layers));
+      // As on the bias-free mlp and cnn: u·Σ (fan-in + fan-out) = (411 + 530)·u = 5.6e-5 ≤ 1e-4.
       if (run.exact) {
         EXPECT_NEAR(sum, f, 1e-4 * f);
         for (const LayerRelevance& l : report)
@@ -415,7 +429,7 @@ TEST(RelevanceProperties, MaxPoolAsAverage) {
     double diff = 0.0;
     for (int64_t i = 0; i < r_avg.size(); ++i)
       diff = std::max(diff, static_cast<double>(std::abs(r_avg[i] - r_wta[i])));
-    EXPECT_GT(diff, 1e-2 * max_abs(r_wta)) << method;
+    EXPECT_GT(diff, 1e-2 * max_abs(r_wta)) << method;  // an effect, far above rounding
     int pools = 0;
     for (const RuleAssignment& ra : relevance(avg).assignment(model)) {
       if (ra.op_type != "MaxPool") continue;
@@ -439,7 +453,8 @@ TEST(RelevanceProperties, MaxPoolAsAverage) {
   for (size_t i = 0; i < t.size(); ++i) {
     const double f = logits[static_cast<int64_t>(i) * logits.dim(1) + t[i]];
     if (f > 0.0) {
-      EXPECT_NEAR(sums[i], f, 1e-5 * f) << "input " << i;
+      // Conserved to u·Σ (fan-in + fan-out) ≤ 2τ, as in ConservationOnBiasFreeNetworks.
+      EXPECT_NEAR(sums[i], f, 2.0 * forward_rounding_bound(bias_free) * f) << "input " << i;
     }
   }
 }
@@ -455,7 +470,7 @@ TEST(RelevanceProperties, LogOdds) {
     double diff = 0.0;
     for (int64_t i = 0; i < odds.size(); ++i)
       diff = std::max(diff, static_cast<double>(std::abs(odds[i] - plain[i])));
-    EXPECT_GT(diff, 1e-2 * max_abs(plain));
+    EXPECT_GT(diff, 1e-2 * max_abs(plain));  // an effect, far above rounding
     // The log-odds top layer needs the z or ε rule there.
     const auto gamma = analyzer("lrp.gamma:logodds=1");
     EXPECT_THROW(gamma->trace_values(model), Error);
@@ -481,6 +496,8 @@ TEST(RelevanceProperties, LogOdds) {
       weighted += d * std::exp(-d);
     }
     const double mean = weighted / norm, eta = -std::log(norm);
+    // Conserved through the mlp to u·Σ (fan-in + fan-out) = (1168 + 394)·u = 9.3e-5 ≤ 1e-4 of the
+    // magnitudes; the reference is float64 from the float32 logits; 1e-6 absolute for a mean near 0.
     EXPECT_NEAR(sums[i], mean, 1e-4 * std::abs(mean) + 1e-6) << "input " << i;
     EXPECT_GE(sums[i], eta - 1e-4 * std::abs(eta)) << "input " << i;
   }
@@ -523,7 +540,7 @@ TEST(CompositeGrammar, EntriesParse) {
   EXPECT_EQ(e.predicate.kind, NodePredicate::Kind::op_type);
   EXPECT_EQ(e.predicate.text, "Conv");
   EXPECT_EQ(e.rule.text, "gamma:gamma=0.25");
-  EXPECT_FLOAT_EQ(e.rule.gamma, 0.25f);
+  EXPECT_FLOAT_EQ(e.rule.gamma, 0.25f);  // parsed from text: the nearest float, exactly
   e = Composite::parse_entry("first:z_box:low=-1,high=1");
   EXPECT_EQ(e.predicate.kind, NodePredicate::Kind::first);
   ASSERT_EQ(e.rule.low.size(), 1u);
@@ -590,7 +607,7 @@ TEST(CompositeGrammar, ReadJson) {
   ASSERT_EQ(c.entries.size(), 4u);
   EXPECT_EQ(c.entries[0].predicate.kind, NodePredicate::Kind::op_type);
   EXPECT_EQ(c.entries[0].predicate.text, "Conv");
-  EXPECT_FLOAT_EQ(c.entries[0].rule.gamma, 0.25f);
+  EXPECT_FLOAT_EQ(c.entries[0].rule.gamma, 0.25f);  // parsed from JSON: the nearest float, exactly
   EXPECT_EQ(c.entries[1].rule.low, (std::vector<float>{-1.0f, -2.0f}));
   EXPECT_EQ(c.entries[1].rule.high, (std::vector<float>{1.0f, 2.0f}));
   EXPECT_EQ(c.entries[2].predicate.low, 3);

@@ -24,6 +24,7 @@
 #include "sieve/op.hpp"
 #include "sieve/op_spec.hpp"
 #include "support/op_specs.hpp"
+#include "support/rounding.hpp"
 
 namespace sieve {
 namespace {
@@ -284,9 +285,14 @@ Reference naive(const Layer& l, const NaiveRule& rule, const Tensor& relevance, 
         const double d = stab(z[c.k], eps);
         const double contribution = t.lambda * v / d * r_out[c.k];
         ref.r[s * l.in_per + c.j] += contribution;
-        // float32 evaluates z with a relative error of about 1e-7 of the terms' magnitude.
+        // float32 evaluates z as dot products of at most in_per terms (three of them for z^B), off by
+        // γ ≈ (3·in_per + 2)·u of the terms' magnitude, which the quotient carries into the contribution;
+        // the product, the quotient and the float32 sum over at most out_per neurons k add (out_per + 3)·u.
+        const double u = kFloat32UnitRoundoff;
         ref.slack[s * l.in_per + c.j] +=
-            std::abs(contribution) * (1e-6 * (magnitude[c.k] + eps) / std::abs(d) + 1e-6);
+            std::abs(contribution) *
+            (u * (3.0 * static_cast<double>(l.in_per) + 2.0) * (magnitude[c.k] + eps) / std::abs(d) +
+             u * (static_cast<double>(l.out_per) + 3.0));
       }
     }
   }
@@ -398,6 +404,8 @@ TEST(RuleFormula, GenericMappingMatchesPerNeuronFormula) {
             box ? high : none};
         const Tensor r = rules::apply_linear_rule(rule, params, in);
         ASSERT_EQ(r.shape(), l.x.shape());
+        // Each element within its float32 rounding (ref.slack) plus 1e-4 of the largest |R|, far above
+        // the (in_per + out_per)·u ≤ 1.3e-5 of unamplified O(1) terms.
         double worst = 0.0;
         int64_t worst_at = -1;
         for (int64_t i = 0; i < r.size(); ++i) {
@@ -442,11 +450,13 @@ TEST(RuleFormula, ZeroTrueZ) {
     // z⁺ = (a w)⁺ of the two taps = ½|a_0|, all of R_k goes to the positive one.
     double sum = 0.0;
     for (int64_t j = 0; j < 6; ++j) sum += plus[s * 6 + j];
+    // Sums and quotients of two float32 terms: a few u ≈ 6e-8 of R_k.
     EXPECT_NEAR(sum, relevance[s * 4], 1e-5 * relevance[s * 4]);
   }
   const Tensor eps = run("epsilon:epsilon=0.5");
   for (int64_t s = 0; s < 3; ++s) {
     const double a0 = l.x[s * 6 + 0];
+    // a_0·w·R_k / ε in float32: a few roundings, u ≈ 6e-8 each, of |a_0|·R_k.
     EXPECT_NEAR(eps[s * 6 + 0], a0 * 0.5 / 0.5 * relevance[s * 4],
                 1e-5 * std::abs(a0) * relevance[s * 4] + 1e-7);
     EXPECT_NEAR(eps[s * 6 + 1], -a0 * 0.5 / 0.5 * relevance[s * 4],
