@@ -8,6 +8,7 @@
 // and a rule is only the list of branches (input and parameter modifiers), the group weights λ and
 // masks, and the stabilizer. A composite assigns rules to nodes by ordered predicates.
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -82,8 +83,15 @@ struct Composite {
   static Composite read_json(const std::string& path);
 };
 
-// The named presets (lrp.epsilon_plus, deep_taylor, …) with their rule parameters.
-Composite preset_composite(const std::string& method, const std::map<std::string, std::string>& params);
+// A named relevance method (lrp.epsilon_plus, deep_taylor, …): its own parameters with their defaults,
+// and the composite it builds from their values (`value(name)`: the given value, else the default).
+struct RelevancePreset {
+  std::string name, description;
+  std::vector<MethodParameter> parameters;
+  std::function<Composite(const std::function<std::string(const std::string&)>& value)> composite;
+};
+// Every relevance preset, in the order `sieve methods` lists them.
+const std::vector<RelevancePreset>& relevance_presets();
 
 struct RuleAssignment {
   size_t node = 0;

@@ -81,54 +81,13 @@ const std::vector<Entry>& registry() {
 }
 
 std::vector<Entry> relevance_methods() {
-  const MethodParameter maxpool{"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"};
-  const MethodParameter logodds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
-  const MethodParameter dense_eps{"epsilon", "1e-6", "ε of the rule on dense layers"};
-  const MethodParameter low{"low", "", "z^B lower bound(s), a;b;c per channel (default: the input range)"};
-  const MethodParameter high{"high", "", "z^B upper bound(s) (default: the input range)"};
-  struct Declared {
-    std::string name, description;
-    std::vector<MethodParameter> parameters;
-  };
-  const std::vector<Declared> declared{
-      {"lrp", "LRP with only the user's rules (--rule, --composite); unmatched layers get z", {}},
-      {"lrp.z", "LRP-0 on every layer", {}},
-      {"lrp.epsilon",
-       "LRP-ε on every layer",
-       {{"epsilon", "0.25", "ε (a factor of the std of z with epsilon_mode=std)"},
-        {"epsilon_mode", "absolute", "absolute or std"}}},
-      {"lrp.gamma", "LRP-γ (generalized, sign-aware) on every layer", {{"gamma", "0.25", "γ"}}},
-      {"lrp.alpha_beta", "LRP-αβ on every layer", {{"alpha", "2", "α"}, {"beta", "1", "β = α − 1"}}},
-      {"lrp.alpha_2_beta_1", "LRP-α2β1 on every layer", {}},
-      {"lrp.z_plus", "z+ (α1β0) on every layer", {}},
-      {"lrp.w_square", "w² on every layer", {}},
-      {"lrp.flat", "flat on every layer", {}},
-      {"lrp.epsilon_plus", "z+ on convolutions, ε on dense layers", {dense_eps}},
-      {"lrp.epsilon_alpha_2_beta_1", "α2β1 on convolutions, ε on dense layers", {dense_eps}},
-      {"lrp.epsilon_plus_flat",
-       "flat on the first layer, z+ on convolutions, ε on dense layers",
-       {dense_eps}},
-      {"lrp.epsilon_gamma_box",
-       "z^B on the first convolution, γ on the others, ε on dense layers",
-       {{"gamma", "0.25", "γ"}, dense_eps, low, high}},
-      {"lrp.sequential_preset_a",
-       "z+ on convolutions, ε=0.1 on dense layers",
-       {{"epsilon", "0.1", "ε on dense layers"}}},
-      {"lrp.sequential_preset_b",
-       "α2β1 on convolutions, ε=0.1 on dense layers",
-       {{"epsilon", "0.1", "ε on dense layers"}}},
-      {"deep_taylor", "w² on the first layer, z+ elsewhere, biases ignored", {}},
-      {"deep_taylor.bounded", "z^B on the first layer, z+ (biases ignored) elsewhere", {low, high}},
-  };
   std::vector<Entry> entries;
-  for (const Declared& d : declared) {
-    std::vector<MethodParameter> parameters = d.parameters;
-    parameters.push_back(maxpool);
-    parameters.push_back(logodds);
-    const std::string name = d.name;
-    entries.push_back({{name, d.description, parameters, "heatmap"},
-                       [name, parameters](analyzers::Params& p, const AnalyzerContext& context) {
-                         return rules::make_relevance_analyzer(name, p, context, parameters);
+  for (const RelevancePreset& preset : relevance_presets()) {
+    std::vector<MethodParameter> parameters = preset.parameters;
+    for (const MethodParameter& shared : rules::shared_relevance_parameters()) parameters.push_back(shared);
+    entries.push_back({{preset.name, preset.description, parameters, "heatmap"},
+                       [&preset](analyzers::Params& p, const AnalyzerContext& context) {
+                         return rules::make_relevance_analyzer(preset, p, context);
                        }});
   }
   return entries;

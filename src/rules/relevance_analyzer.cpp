@@ -198,22 +198,23 @@ Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const std::vector<int
 
 namespace sieve::rules {
 
-std::unique_ptr<Analyzer> make_relevance_analyzer(const std::string& method, analyzers::Params& p,
-                                                  const AnalyzerContext& context,
-                                                  const std::vector<MethodParameter>& declared) {
+const std::vector<MethodParameter>& shared_relevance_parameters() {
+  static const std::vector<MethodParameter> shared{
+      {"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"},
+      {"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"}};
+  return shared;
+}
+
+std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, analyzers::Params& p,
+                                                  const AnalyzerContext& context) {
+  const std::string& method = preset.name;
+  const std::vector<MethodParameter>& shared = shared_relevance_parameters();
   RelevanceOptions options;
+  options.maxpool_average = p.choice("maxpool", shared[0].default_value, {"max", "avg"}) == "avg";
+  options.log_odds = p.integer("logodds", std::stoll(shared[1].default_value), 0, 1) != 0;
   std::map<std::string, std::string> values;
-  for (const MethodParameter& d : declared) {
-    if (d.name == "maxpool") {
-      options.maxpool_average = p.choice("maxpool", "max", {"max", "avg"}) == "avg";
-    } else if (d.name == "logodds") {
-      options.log_odds = p.integer("logodds", 0, 0, 1) != 0;
-    } else {
-      const std::string v = p.text(d.name, "");
-      if (!v.empty()) values[d.name] = v;
-    }
-  }
-  if (values.count("low") != values.count("high"))
+  for (const MethodParameter& d : preset.parameters) values[d.name] = p.text(d.name, d.default_value);
+  if (values.count("low") && values["low"].empty() != values["high"].empty())
     throw Error("method '" + method + "': give both low and high, or neither");
   Composite composite;
   for (const std::string& r : context.rules) composite.entries.push_back(Composite::parse_entry(r));
@@ -221,13 +222,13 @@ std::unique_ptr<Analyzer> make_relevance_analyzer(const std::string& method, ana
     const Composite file = Composite::read_json(context.composite_file);
     composite.entries.insert(composite.entries.end(), file.entries.begin(), file.entries.end());
   }
-  Composite preset;
+  Composite built;
   try {
-    preset = preset_composite(method, values);
+    built = preset.composite([&values](const std::string& name) { return values.at(name); });
   } catch (const Error& e) {
     throw Error("method '" + method + "': " + e.what());
   }
-  composite.entries.insert(composite.entries.end(), preset.entries.begin(), preset.entries.end());
+  composite.entries.insert(composite.entries.end(), built.entries.begin(), built.entries.end());
   return std::make_unique<CompositeAnalyzer>(std::move(composite), options, context.input_range);
 }
 

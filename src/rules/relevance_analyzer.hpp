@@ -45,10 +45,12 @@ class Params;
 
 namespace sieve::rules {
 
-// A relevance method by name: its preset composite with the method's parameters (`declared`, read
-// through `p`), the user's entries from `context` ahead of it, and the shared options maxpool / logodds.
-std::unique_ptr<Analyzer> make_relevance_analyzer(const std::string& method, analyzers::Params& p,
-                                                  const AnalyzerContext& context,
-                                                  const std::vector<MethodParameter>& declared);
+// The parameters every relevance method takes besides its preset's own.
+const std::vector<MethodParameter>& shared_relevance_parameters();
+
+// A relevance method: its preset's composite built from the parameters read through `p` (their
+// defaults from the preset), the user's entries from `context` ahead of it, and the shared options.
+std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, analyzers::Params& p,
+                                                  const AnalyzerContext& context);
 
 }  // namespace sieve::rules
