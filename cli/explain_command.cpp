@@ -1,6 +1,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "commands.hpp"
 #include "input_options.hpp"
@@ -9,6 +10,8 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/predict.hpp"
+#include "sieve/results.hpp"
 #include "sieve/visualize.hpp"
 
 namespace fs = std::filesystem;
@@ -37,25 +40,6 @@ Visualization parse_viz(const std::string& name) {
   if (name == "scale_input") return Visualization::scale_input;
   if (name == "blend") return Visualization::blend;
   throw Error("unknown visualization '" + name + "' (heatmap, graymap, projection, scale_input, blend)");
-}
-
-// "dir/shirt.png" → "shirt", "batch.npy[3]" → "batch_3".
-std::string stem_of(const std::string& input_name) {
-  std::string s = fs::path(input_name).filename().string();
-  const size_t bracket = s.find('[');
-  std::string index;
-  if (bracket != std::string::npos) {
-    index = "_" + s.substr(bracket + 1, s.find(']') - bracket - 1);
-    s = s.substr(0, bracket);
-  }
-  return fs::path(s).stem().string() + index;
-}
-
-std::string file_safe(std::string s) {
-  for (char& c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-  }
-  return s;
 }
 
 // The input value range in the model's input space, when the profile or the flags say what it is.
@@ -127,9 +111,76 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
   }
 }
 
+// Where the results go: nowhere (only --explain-rules / --conservation), one .npy array, one .png
+// picture, or a directory. Paths are checked before any work.
+enum class OutKind { none, npy, png, directory };
+
+OutKind check_out_paths(const ExplainOptions& o, size_t explanations) {
+  auto parent_exists = [](const fs::path& p) {
+    return !p.has_parent_path() || fs::is_directory(p.parent_path());
+  };
+  if (!o.grid.empty()) {
+    const fs::path g(o.grid);
+    if (g.extension() != ".png") throw Error("--grid " + o.grid + ": the grid is a .png file");
+    const bool inside_out = !o.out.empty() && g.has_parent_path() &&
+                            g.parent_path().lexically_normal() == fs::path(o.out).lexically_normal();
+    if (!parent_exists(g) && !inside_out)
+      throw Error("--grid " + o.grid + ": directory " + g.parent_path().string() + " does not exist");
+  }
+  if (o.out.empty()) return OutKind::none;
+  const fs::path out(o.out);
+  if (!parent_exists(out))
+    throw Error("--out " + o.out + ": directory " + out.parent_path().string() + " does not exist");
+  const std::string ext = out.extension().string();
+  if (ext == ".npy" || ext == ".png") {
+    if (fs::is_directory(out)) throw Error("--out " + o.out + ": is a directory");
+    if (ext == ".npy" && o.methods.size() != 1)
+      throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
+    if (ext == ".png" && explanations != 1)
+      throw Error("--out " + o.out + ": one .png file holds one picture, but the run makes " +
+                  std::to_string(explanations) + " explanations; give a directory");
+    return ext == ".npy" ? OutKind::npy : OutKind::png;
+  }
+  if (fs::exists(out) && !fs::is_directory(out))
+    throw Error("--out " + o.out + ": exists and is not a directory");
+  return OutKind::directory;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string s;
+  for (const std::string& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+// One line per input: the classes explained, with logit and probability, and how many files hold them.
+void print_summary(const std::vector<NamedInput>& inputs, const std::vector<Explanation>& results,
+                   const std::vector<ExplanationRecord>& records) {
+  std::vector<std::vector<const ExplanationRecord*>> per_input(inputs.size());
+  for (size_t k = 0; k < results.size(); ++k) per_input[results[k].sample].push_back(&records[k]);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::vector<std::string> classes;
+    size_t files = 0;
+    std::vector<int64_t> seen;
+    for (const ExplanationRecord* r : per_input[i]) {
+      files += r->outputs.size();
+      if (std::find(seen.begin(), seen.end(), r->target) != seen.end()) continue;
+      seen.push_back(r->target);
+      std::ostringstream c;
+      c << "class " << r->target << (r->class_name.empty() ? "" : " (" + r->class_name + ")") << std::fixed
+        << std::setprecision(4) << " logit " << r->logit << " p " << r->probability;
+      classes.push_back(c.str());
+    }
+    std::cout << inputs[i].name << ": " << join(classes) << "; " << per_input[i].size() << " explanation(s)";
+    if (files > 0) std::cout << " in " << files << " file(s)";
+    std::cout << "\n";
+  }
+}
+
 void run_explain(const ExplainOptions& o) {
   const Model model = Model::load(o.model);
   const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
+  const std::vector<std::string> class_names =
+      loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
   AnalyzerContext context;
   context.input_range = known_input_range(model, loaded, o.input);
   context.rules = o.rules;
@@ -140,7 +191,14 @@ void run_explain(const ExplainOptions& o) {
   std::vector<const Analyzer*> analyzers;
   bool any_relevance = false;
   for (const std::string& m : o.methods) {
-    specs.push_back(MethodSpec::parse(m));
+    MethodSpec spec = MethodSpec::parse(m);
+    const bool repeated =
+        std::any_of(specs.begin(), specs.end(), [&](const MethodSpec& s) { return s.text() == spec.text(); });
+    if (repeated) {
+      std::cerr << "sieve: notice: method " << spec.text() << " is given more than once; explained once\n";
+      continue;
+    }
+    specs.push_back(spec);
     owned.push_back(create_analyzer(specs.back(), context));
     analyzers.push_back(owned.back().get());
     any_relevance = any_relevance || dynamic_cast<const RelevanceAnalyzer*>(analyzers.back()) != nullptr;
@@ -149,7 +207,19 @@ void run_explain(const ExplainOptions& o) {
     throw Error(
         "--rule, --composite, --explain-rules and --conservation apply to relevance methods (lrp.*, "
         "deep_taylor*)");
-  const TargetSelection targets = TargetSelection::parse(o.target);
+  const ParsedTargets parsed = parse_targets(o.target, class_names);
+  for (int64_t d : parsed.duplicates)
+    std::cerr << "sieve: notice: target " << d << " is given more than once; explained once\n";
+  const TargetSelection& targets = parsed.selection;
+  const Shape& output = model.output_shapes().at(0);
+  const int64_t classes = output.size() == 2 ? output[1] : -1;
+  const size_t per_input = targets.kind == TargetSelection::Kind::max ? 1
+                           : targets.kind == TargetSelection::Kind::indices
+                               ? targets.indices.size()
+                               : static_cast<size_t>(classes > 0 ? classes : 2);
+  const OutKind out_kind = check_out_paths(o, loaded.inputs.size() * specs.size() * per_input);
+  if (out_kind == OutKind::none && !o.explain_rules && !o.conservation)
+    throw Error("--out is required (a .npy file, a .png file or a directory)");
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
   for (size_t m = 0; m < analyzers.size(); ++m) {
@@ -158,10 +228,7 @@ void run_explain(const ExplainOptions& o) {
     if (o.explain_rules) print_rules(specs[m], *relevance, model);
     if (o.conservation) print_conservation(specs[m], *relevance, model, samples, targets, o.input.batch);
   }
-  if (o.out.empty()) {
-    if (o.explain_rules || o.conservation) return;
-    throw Error("--out is required (a .npy file or a directory)");
-  }
+  if (out_kind == OutKind::none) return;
   // The picture per method: --viz, or the method's own default.
   std::vector<Visualization> pictures;
   for (const MethodSpec& spec : specs) {
@@ -174,47 +241,94 @@ void run_explain(const ExplainOptions& o) {
   for (const std::string& s : o.save) {
     if (s != "npy" && s != "png") throw Error("--save takes npy and/or png, not '" + s + "'");
   }
-  const bool single_file = fs::path(o.out).extension() == ".npy";
-  if (single_file && specs.size() != 1)
-    throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
   Progress progress("explaining");
   const std::vector<Explanation> results = explain_samples(
       model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
+  progress.finish();
+  const std::vector<Prediction> predictions = predict(model, samples, 1, o.input.batch);
 
-  if (single_file) {
-    // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
-    const size_t per_input = results.size() / std::max<size_t>(samples.size(), 1);
-    Shape shape = samples.at(0).shape();
-    shape[0] = static_cast<int64_t>(samples.size());
-    if (per_input > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per_input));
-    Tensor all = Tensor::uninitialized(shape);
-    const int64_t per = samples[0].size();
-    for (size_t i = 0; i < results.size(); ++i)
-      std::copy_n(results[i].values.data(), per, all.data() + static_cast<int64_t>(i) * per);
-    if (fs::path(o.out).has_parent_path()) fs::create_directories(fs::path(o.out).parent_path());
-    write_npy(o.out, all);
-    return;
-  }
-  fs::create_directories(o.out);
-  const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
-  const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
-  const bool several_targets = targets.kind != TargetSelection::Kind::max;
-  std::vector<std::vector<Image>> rows(samples.size());
-  for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
+  std::vector<ExplanationRecord> records;
   for (const Explanation& e : results) {
-    std::string name =
-        file_safe(stem_of(loaded.inputs[e.sample].name)) + "__" + file_safe(specs[e.method].text());
-    if (several_targets) name += "__class" + std::to_string(e.target);
-    const fs::path base = fs::path(o.out) / name;
-    if (save_npy) write_npy(base.string() + ".npy", e.values);
-    if (!save_png && o.grid.empty()) continue;
-    const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
-    if (save_png) write_png(base.string() + ".png", picture);
-    rows[e.sample].push_back(picture);
+    const NamedInput& in = loaded.inputs[e.sample];
+    ExplanationRecord r;
+    r.input = in.name;
+    r.file = in.file;
+    r.index = in.index;
+    r.method = specs[e.method].text();
+    r.method_name = specs[e.method].name;
+    r.parameters = method_parameters(specs[e.method]);
+    r.target = e.target;
+    if (static_cast<size_t>(e.target) < class_names.size())
+      r.class_name = class_names[static_cast<size_t>(e.target)];
+    const std::vector<float>& logits = predictions[e.sample].logits;
+    r.logit = logits.at(static_cast<size_t>(e.target));
+    r.probability = softmax(logits)[static_cast<size_t>(e.target)];
+    records.push_back(std::move(r));
   }
-  if (!o.grid.empty()) write_png(o.grid, grid(rows));
-  std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) to "
-            << o.out << "\n";
+
+  OutputLedger ledger;
+  std::string manifest;
+  if (out_kind == OutKind::npy || out_kind == OutKind::png) {
+    manifest = o.out + ".json";
+    ledger.claim(o.out);
+    if (out_kind == OutKind::npy) {
+      // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
+      const size_t per = results.size() / std::max<size_t>(samples.size(), 1);
+      Shape shape = samples.at(0).shape();
+      shape[0] = static_cast<int64_t>(samples.size());
+      if (per > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per));
+      Tensor all = Tensor::uninitialized(shape);
+      const int64_t values = samples[0].size();
+      for (size_t i = 0; i < results.size(); ++i) {
+        std::copy_n(results[i].values.data(), values, all.data() + static_cast<int64_t>(i) * values);
+        records[i].outputs.push_back(o.out);
+        records[i].position = {static_cast<int64_t>(results[i].sample)};
+        if (per > 1) records[i].position.push_back(static_cast<int64_t>(i % per));
+      }
+      write_npy(o.out, all);
+    } else {
+      const Explanation& e = results.at(0);
+      write_png(o.out, visualize(pictures[e.method], e.values, input_image(samples[e.sample])));
+      records[0].outputs.push_back(o.out);
+    }
+  } else {
+    manifest = (fs::path(o.out) / "manifest.json").string();
+    fs::create_directories(o.out);
+    const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
+    const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
+    const bool several_targets = targets.kind != TargetSelection::Kind::max;
+    const std::vector<std::string> stems = output_stems(loaded.inputs);
+    std::vector<std::vector<Image>> rows(samples.size());
+    for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
+    for (size_t k = 0; k < results.size(); ++k) {
+      const Explanation& e = results[k];
+      std::string name = stems[e.sample] + "__" + file_safe(specs[e.method].text());
+      if (several_targets) name += "__class" + std::to_string(e.target);
+      const std::string base = (fs::path(o.out) / name).string();
+      if (save_npy) {
+        ledger.claim(base + ".npy");
+        write_npy(base + ".npy", e.values);
+        records[k].outputs.push_back(base + ".npy");
+      }
+      if (!save_png && o.grid.empty()) continue;
+      const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
+      if (save_png) {
+        ledger.claim(base + ".png");
+        write_png(base + ".png", picture);
+        records[k].outputs.push_back(base + ".png");
+      }
+      rows[e.sample].push_back(picture);
+    }
+    if (!o.grid.empty()) {
+      ledger.claim(o.grid);
+      write_png(o.grid, grid(rows));
+    }
+  }
+  ledger.claim(manifest);
+  write_json(manifest, manifest_json(o.model, records));
+  print_summary(loaded.inputs, results, records);
+  std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) in "
+            << ledger.files().size() - 1 << " file(s) to " << o.out << " (manifest " << manifest << ")\n";
 }
 
 }  // namespace
@@ -228,7 +342,8 @@ void add_explain_command(CLI::App& app) {
   cmd->add_option("--method,-m", options->methods,
                   "Method NAME[:key=value,...] (repeatable; see sieve methods)")
       ->required();
-  cmd->add_option("--target", options->target, "max (predicted class), a class index, a list 1,4,7, or all");
+  cmd->add_option("--target", options->target,
+                  "max (predicted class), a class index or name, a list 1,4,7, or all");
   cmd->add_option(
       "--out,-o", options->out,
       "Output: FILE.npy (one method) or a directory (optional with --explain-rules/--conservation)");

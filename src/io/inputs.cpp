@@ -101,7 +101,7 @@ void add_batch(std::vector<NamedInput>& out, const std::string& name, const Tens
   for (int64_t i = 0; i < n; ++i) {
     Tensor t = Tensor::uninitialized(one);
     std::memcpy(t.data(), batch.data() + i * per, static_cast<size_t>(per) * sizeof(float));
-    out.push_back({name + "[" + std::to_string(i) + "]", std::move(t)});
+    out.push_back({name + "[" + std::to_string(i) + "]", std::move(t), name, i});
   }
 }
 
@@ -113,7 +113,7 @@ void load_npy(std::vector<NamedInput>& out, const std::string& path, const Shape
   }
   Shape one{1};
   one.insert(one.end(), t.shape().begin(), t.shape().end());
-  out.push_back({path, t.reshaped(one)});
+  out.push_back({path, t.reshaped(one), path, -1});
 }
 
 void load_idx(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
@@ -127,7 +127,7 @@ void load_idx(std::vector<NamedInput>& out, const std::string& path, const Prepr
 void load_image(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
                 const Shape& sample) {
   detail::check_image_fits(sample, path);
-  out.push_back({path, image_to_tensor(read_image(path), p, sample[0], sample[1], sample[2])});
+  out.push_back({path, image_to_tensor(read_image(path), p, sample[0], sample[1], sample[2]), path, -1});
 }
 
 }  // namespace

@@ -9,8 +9,10 @@
 namespace sieve {
 
 struct NamedInput {
-  std::string name;  // the file, with [i] for one sample of a batch file
-  Tensor tensor;     // one sample with a leading batch dimension of 1
+  std::string name;    // the file, with [i] for one sample of a batch file
+  Tensor tensor;       // one sample with a leading batch dimension of 1
+  std::string file;    // the file the sample came from
+  int64_t index = -1;  // its position in a batch file (.npy batch, IDX), -1 for a single-sample file
 };
 
 // Turns command-line paths into model inputs for a model whose input is declared as
