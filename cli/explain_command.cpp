@@ -46,7 +46,7 @@ Visualization parse_viz(const std::string& name) {
 std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
                                             const InputOptions& o) {
   if (loaded.profile && loaded.profile->input_range) return loaded.profile->input_range;
-  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || o.scale ||
+  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || !o.scale.empty() ||
                                    !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
   if (!preprocessing_known) return std::nullopt;
   const Shape& s = model.input_shapes().at(0);
@@ -176,7 +176,25 @@ void print_summary(const std::vector<NamedInput>& inputs, const std::vector<Expl
   }
 }
 
+// A mistyped rule name in --rule PREDICATE:RULE[:k=v] gets a suggestion; other errors in the text are
+// the library's to report.
+void check_rule_names(const std::vector<std::string>& rules) {
+  const std::vector<std::string> names = rule_names();
+  for (const std::string& r : rules) {
+    const size_t first = r.find(':');
+    if (first == std::string::npos) continue;
+    const size_t second = r.find(':', first + 1);
+    const std::string rule =
+        r.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+    if (rule.empty() || std::find(names.begin(), names.end(), rule) != names.end()) continue;
+    const std::string near = closest_match(rule, names);
+    if (!near.empty())
+      throw Error("--rule " + r + ": unknown rule '" + rule + "' (did you mean '" + near + "'?)");
+  }
+}
+
 void run_explain(const ExplainOptions& o) {
+  check_rule_names(o.rules);
   const Model model = Model::load(o.model);
   const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
   const std::vector<std::string> class_names =
@@ -340,21 +358,25 @@ void add_explain_command(CLI::App& app) {
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();
   cmd->add_option("--method,-m", options->methods,
-                  "Method NAME[:key=value,...] (repeatable; see sieve methods)")
-      ->required();
+                  "Method NAME[:key=value,...], one per flag (repeatable; see sieve methods)")
+      ->required()
+      ->allow_extra_args(false);
   cmd->add_option("--target", options->target,
                   "max (predicted class), a class index or name, a list 1,4,7, or all");
   cmd->add_option(
       "--out,-o", options->out,
       "Output: FILE.npy (one method) or a directory (optional with --explain-rules/--conservation)");
-  cmd->add_option("--save", options->save, "What to write into a directory: npy, png")->delimiter(',');
+  cmd->add_option("--save", options->save, "What to write into a directory: npy, png")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option("--viz", options->viz,
                   "Picture: heatmap, graymap, projection, scale_input, blend (default: per method)");
   cmd->add_option("--grid", options->grid,
                   "Also write one PNG grid: a row per input, the input then each method");
   cmd->add_option("--rule", options->rules,
                   "Relevance methods: PREDICATE:RULE[:key=value,...] ahead of the preset, e.g. "
-                  "Conv:gamma:gamma=0.25, first:z_box, Gemm:epsilon:epsilon=0.1 (repeatable)");
+                  "Conv:gamma:gamma=0.25, first:z_box, Gemm:epsilon:epsilon=0.1, one per flag (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--composite", options->composite,
                   "Relevance methods: a JSON composite ahead of the preset");
   cmd->add_option("--patterns", options->patterns,
@@ -364,6 +386,7 @@ void add_explain_command(CLI::App& app) {
   cmd->add_flag("--conservation", options->conservation,
                 "Print the relevance entering and leaving every layer (sums, means over the inputs)");
   add_input_options(cmd, options->input);
+  add_skip_unreadable_option(cmd, options->input);
   cmd->callback([options] { run_explain(*options); });
 }
 

@@ -1,8 +1,45 @@
 #include "input_options.hpp"
 
+#include <cmath>
+#include <iostream>
+
 #include "sieve/error.hpp"
 
 namespace sieve::cli {
+
+CLI::Validator at_least(long long min) {
+  return CLI::Validator(
+      [min](std::string& text) -> std::string {
+        size_t used = 0;
+        long long v = 0;
+        try {
+          v = std::stoll(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (text.empty() || used != text.size()) return "'" + text + "' is not a whole number";
+        if (v < min) return "must be at least " + std::to_string(min) + ", got " + text;
+        return "";
+      },
+      "INT>=" + std::to_string(min));
+}
+
+CLI::Validator positive_real() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        size_t used = 0;
+        double v = 0.0;
+        try {
+          v = std::stod(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (text.empty() || used != text.size() || !std::isfinite(v)) return "'" + text + "' is not a number";
+        if (v <= 0.0) return "must be greater than 0, got " + text;
+        return "";
+      },
+      "NUMBER>0");
+}
 
 void add_input_options(CLI::App* cmd, InputOptions& o) {
   cmd->add_option("--profile", o.profile,
@@ -10,14 +47,23 @@ void add_input_options(CLI::App* cmd, InputOptions& o) {
   cmd->add_flag("--no-profile", o.no_profile, "Ignore the model's sidecar profile");
   cmd->add_option("--color", o.color, "Channel order of image inputs")
       ->check(CLI::IsMember({"rgb", "bgr", "grayscale"}));
-  cmd->add_option("--scale", o.scale,
-                  "Multiply raw pixel values by this (e.g. 0.00392156862745098 for 1/255)");
-  cmd->add_option("--mean", o.mean, "Per-channel mean subtracted after scaling")->delimiter(',');
-  cmd->add_option("--std", o.std, "Per-channel standard deviation divided after the mean")->delimiter(',');
+  cmd->add_option("--scale", o.scale, "Multiply raw pixel values by this: a number or a fraction like 1/255");
+  cmd->add_option("--mean", o.mean, "Per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  cmd->add_option("--std", o.std, "Per-channel standard deviation divided after the mean")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option("--raw-range", o.raw_range, "Raw value range LOW,HIGH of the inputs (default 0,255)")
       ->delimiter(',')
       ->expected(2);
-  cmd->add_option("--batch", o.batch, "Largest batch run at once")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o.batch, "Largest batch run at once")->check(at_least(1));
+}
+
+void add_skip_unreadable_option(CLI::App* cmd, InputOptions& o) {
+  cmd->add_flag("--skip-unreadable", o.skip_unreadable,
+                "Skip files that are not readable images (also inside directories) instead of stopping; "
+                "they are counted and named on stderr");
 }
 
 LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o) {
@@ -30,7 +76,7 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
   Preprocessing& p = loaded.preprocessing;
   if (!o.color.empty())
     p.color = o.color == "rgb" ? ColorOrder::rgb : o.color == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
-  if (o.scale) p.scale = *o.scale;
+  if (!o.scale.empty()) p.scale = parse_number(o.scale, "--scale");
   if (!o.mean.empty()) p.mean = o.mean;
   if (!o.std.empty()) p.std = o.std;
   if (o.raw_range.size() == 2) {
@@ -47,7 +93,16 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
                              const std::vector<std::string>& paths, const InputOptions& o) {
   LoadedInputs loaded = resolve_preprocessing(model_path, model, o);
-  loaded.inputs = load_inputs(paths, loaded.preprocessing, model.input_shapes()[0]);
+  UnreadableFiles unreadable;
+  unreadable.skip = o.skip_unreadable;
+  loaded.inputs = load_inputs(paths, loaded.preprocessing, model.input_shapes()[0], &unreadable);
+  if (!unreadable.skipped.empty()) {
+    std::string names;
+    for (const std::string& f : unreadable.skipped) names += (names.empty() ? "" : ", ") + f;
+    std::cerr << "sieve: notice: skipped " << unreadable.skipped.size() << " unreadable file(s): " << names
+              << "\n";
+  }
+  if (loaded.inputs.empty()) throw Error("no readable inputs");
   for (const NamedInput& in : loaded.inputs) check_input(in.tensor, model.input_shapes()[0], in.name);
   return loaded;
 }

@@ -60,9 +60,10 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();
-  cmd->add_option("--top", options->top, "Number of top classes to show")->check(CLI::PositiveNumber);
+  cmd->add_option("--top", options->top, "Number of top classes to show")->check(at_least(1));
   cmd->add_flag("--json", options->json, "Print one JSON object");
   add_input_options(cmd, options->input);
+  add_skip_unreadable_option(cmd, options->input);
   cmd->callback([options] { run_predict(*options); });
 }
 

@@ -283,7 +283,7 @@ void add_signal_quality_command(CLI::App& app) {
   cmd->add_option("--svg", options->svg, "Write a line plot of the mean rho per layer (SVG)");
   cmd->add_option("--seed", options->seed, "Seed of the random directions (default 0)");
   cmd->add_option("--ridge", options->ridge, "Ridge factor r: lambda = r * trace(Sigma_x) / D (default 1e-6)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_real());
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_quality(*options); });
 }

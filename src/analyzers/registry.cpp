@@ -4,6 +4,7 @@
 #include "patterns/pattern_analyzers.hpp"
 #include "rules/relevance_analyzer.hpp"
 #include "sieve/error.hpp"
+#include "sieve/results.hpp"
 
 namespace sieve {
 namespace {
@@ -153,7 +154,11 @@ std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const Analyzer
     params.finish();
     return analyzer;
   }
-  throw Error("unknown method '" + spec.name + "' (sieve methods lists them)");
+  std::vector<std::string> names;
+  for (const Entry& e : registry()) names.push_back(e.info.name);
+  const std::string near = closest_match(spec.name, names);
+  throw Error("unknown method '" + spec.name + "' (" + (near.empty() ? "" : "did you mean '" + near + "'? ") +
+              "sieve methods lists them)");
 }
 
 }  // namespace sieve

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sieve/io/inputs.hpp"
 #include "sieve/tensor.hpp"
 
 namespace sieve::detail {
@@ -18,10 +19,12 @@ struct InputFile {
   InputKind kind = InputKind::image;
 };
 
-// The files one path stands for: a directory's PNG / JPEG files (recognized by content) sorted by name,
-// else the path itself, classified by its extension (.npy; -ubyte, .idx, .gz; anything else is an
-// image). Throws sieve::Error for a missing path or a directory without images.
-std::vector<InputFile> expand_input_path(const std::string& path);
+// The files one path stands for: a directory's files sorted by name, each a PNG / JPEG image
+// (recognized by content), else the path itself, classified by its extension (.npy; -ubyte, .idx, .gz;
+// anything else is an image). A directory entry that is not an image (another file, a subdirectory) is
+// an error naming it, unless `unreadable` asks to skip it (then it is listed there). Throws
+// sieve::Error for a missing path or a directory without images.
+std::vector<InputFile> expand_input_path(const std::string& path, UnreadableFiles* unreadable = nullptr);
 
 // True when `sample` has the rank of `declared` and equals it wherever `declared` is not dynamic (< 0).
 bool dims_match(const Shape& sample, const Shape& declared);

@@ -31,16 +31,28 @@ bool is_image_file(const fs::path& p) {
 
 }  // namespace
 
-std::vector<InputFile> expand_input_path(const std::string& path) {
+std::vector<InputFile> expand_input_path(const std::string& path, UnreadableFiles* unreadable) {
   if (fs::is_directory(path)) {
-    std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(path)) {
-      if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
-    }
-    if (files.empty()) throw Error(path + ": directory without PNG or JPEG images");
-    std::sort(files.begin(), files.end());
+    std::vector<fs::path> entries;
+    for (const auto& e : fs::directory_iterator(path)) entries.push_back(e.path());
+    std::sort(entries.begin(), entries.end());
     std::vector<InputFile> out;
-    for (std::string& f : files) out.push_back({std::move(f), InputKind::image});
+    for (const fs::path& entry : entries) {
+      std::string problem;
+      if (fs::is_directory(entry)) {
+        problem = "a directory inside the input directory (directories are not read recursively)";
+      } else if (!is_image_file(entry)) {
+        problem = "not a PNG or JPEG image (an input directory must hold only images)";
+      }
+      if (problem.empty()) {
+        out.push_back({entry.string(), InputKind::image});
+      } else if (unreadable != nullptr && unreadable->skip) {
+        unreadable->skipped.push_back(entry.string());
+      } else {
+        throw Error(entry.string() + ": " + problem);
+      }
+    }
+    if (out.empty()) throw Error(path + ": directory without PNG or JPEG images");
     return out;
   }
   if (!fs::exists(path)) throw Error(path + ": no such file or directory");
@@ -125,20 +137,28 @@ void load_idx(std::vector<NamedInput>& out, const std::string& path, const Prepr
 }
 
 void load_image(std::vector<NamedInput>& out, const std::string& path, const Preprocessing& p,
-                const Shape& sample) {
+                const Shape& sample, UnreadableFiles* unreadable) {
   detail::check_image_fits(sample, path);
-  out.push_back({path, image_to_tensor(read_image(path), p, sample[0], sample[1], sample[2]), path, -1});
+  Image image;
+  try {
+    image = read_image(path);
+  } catch (const Error&) {
+    if (unreadable == nullptr || !unreadable->skip) throw;
+    unreadable->skipped.push_back(path);
+    return;
+  }
+  out.push_back({path, image_to_tensor(image, p, sample[0], sample[1], sample[2]), path, -1});
 }
 
 }  // namespace
 
 std::vector<NamedInput> load_inputs(const std::vector<std::string>& paths, const Preprocessing& p,
-                                    const Shape& model_input_shape) {
+                                    const Shape& model_input_shape, UnreadableFiles* unreadable) {
   if (model_input_shape.empty()) throw Error("the model input has no declared shape");
   const Shape sample(model_input_shape.begin() + 1, model_input_shape.end());
   std::vector<NamedInput> out;
   for (const std::string& path : paths) {
-    for (const detail::InputFile& file : detail::expand_input_path(path)) {
+    for (const detail::InputFile& file : detail::expand_input_path(path, unreadable)) {
       switch (file.kind) {
         case detail::InputKind::npy:
           load_npy(out, file.path, sample);
@@ -147,7 +167,7 @@ std::vector<NamedInput> load_inputs(const std::vector<std::string>& paths, const
           load_idx(out, file.path, p, sample);
           break;
         case detail::InputKind::image:
-          load_image(out, file.path, p, sample);
+          load_image(out, file.path, p, sample, unreadable);
           break;
       }
     }

@@ -1,6 +1,8 @@
 #include "sieve/io/preprocess.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 
 #include "sieve/error.hpp"
 
@@ -69,6 +71,26 @@ InputRange input_range(const Preprocessing& p, int64_t channels) {
     r.high.push_back(std::max(a, b));
   }
   return r;
+}
+
+float parse_number(const std::string& text, const std::string& what) {
+  auto decimal = [&](const std::string& part) {
+    size_t used = 0;
+    double v = 0.0;
+    try {
+      v = std::stod(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || !std::isfinite(v))
+      throw Error(what + " '" + text + "': expected a number like 0.5, 1e-3 or 1/255");
+    return v;
+  };
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos) return static_cast<float>(decimal(text));
+  const double numerator = decimal(text.substr(0, slash)), denominator = decimal(text.substr(slash + 1));
+  if (denominator == 0.0) throw Error(what + " '" + text + "': division by zero");
+  return static_cast<float>(numerator / denominator);
 }
 
 }  // namespace sieve

@@ -177,5 +177,114 @@ TEST(CliOutputs, OutputPathsAreCheckedBeforeAnyWork) {
   EXPECT_TRUE(fs::exists(dir / "one.png.json"));
 }
 
+// A directory with two good images and one bad entry of each kind: a text file named .png, a corrupt
+// JPEG, an .npy and a subdirectory.
+fs::path directory_with_broken_files(const std::string& name) {
+  const fs::path d = fresh_dir(name);
+  fs::copy_file(kImages + "/00_ankle_boot.png", d / "a_good.png");
+  fs::copy_file(kImages + "/01_pullover.jpg", d / "b_good.jpg");
+  write_bytes(d / "bad.png", "hello, I am not an image\n");
+  write_bytes(d / "corrupt.jpg", std::string("\xff\xd8\xff\xe0", 4) + std::string(200, '\x11'));
+  write_npy((d / "data.npy").string(), Tensor(Shape{1, 1, 28, 28}));
+  fs::create_directories(d / "sub");
+  return d;
+}
+
+TEST(CliUnreadable, EveryUnreadableFileInADirectoryIsAnError) {
+  const fs::path d = directory_with_broken_files("user_broken");
+  // Each kind on its own, with the good images beside it.
+  const std::vector<std::string> bad = {"bad.png", "corrupt.jpg", "data.npy", "sub"};
+  for (const std::string& kind : bad) {
+    const fs::path one = fresh_dir("user_broken_" + kind);
+    fs::copy_file(d / "a_good.png", one / "a_good.png");
+    fs::copy_file(d / "b_good.jpg", one / "b_good.jpg");
+    if (fs::is_directory(d / kind)) {
+      fs::create_directories(one / kind);
+    } else {
+      fs::copy_file(d / kind, one / kind);
+    }
+    const CliRun predict = sieve_cli("predict " + kModel + " " + one.string());
+    expect_clear_error(predict, (one / kind).string());
+    EXPECT_EQ(predict.out, "") << kind;
+    const fs::path out = temp("user_broken_out");
+    fs::remove_all(out);
+    expect_clear_error(
+        sieve_cli("explain " + kModel + " " + one.string() + " -m gradient --out " + out.string()),
+        (one / kind).string());
+    EXPECT_FALSE(fs::exists(out)) << kind;
+  }
+}
+
+TEST(CliUnreadable, SkipUnreadableCountsAndNamesTheSkippedFiles) {
+  const fs::path d = directory_with_broken_files("user_skip");
+  const CliRun r = sieve_cli("predict --json " + kModel + " " + d.string() + " --skip-unreadable");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 4 unreadable file(s)"), std::string::npos) << r.err;
+  for (const char* name : {"bad.png", "corrupt.jpg", "data.npy", "sub"})
+    EXPECT_NE(r.err.find((d / name).string()), std::string::npos) << name << ": " << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["predictions"].size(), 2u);
+  EXPECT_EQ(j["predictions"][0]["input"], (d / "a_good.png").string());
+  EXPECT_EQ(j["predictions"][1]["input"], (d / "b_good.jpg").string());
+  // Nothing readable left is still an error.
+  const fs::path empty = fresh_dir("user_skip_none");
+  write_bytes(empty / "bad.png", "text");
+  expect_clear_error(sieve_cli("predict " + kModel + " " + empty.string() + " --skip-unreadable"),
+                     empty.string());
+}
+
+// -m and --rule take one value per flag, so inputs may come after them.
+TEST(CliArguments, MethodAndRuleTakeOneValuePerFlag) {
+  const fs::path dir = fresh_dir("user_args");
+  CliRun r = sieve_cli("explain " + kModel + " -m gradient " + kImages + "/04_shirt.png --out " +
+                       (dir / "e").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "e" / "04_shirt.png__gradient.npy"));
+  r = sieve_cli("explain " + kModel + " " + kImages + "/04_shirt.png -m gradient " + kImages +
+                "/02_trouser.png --rule first:flat -m lrp.epsilon --out " + (dir / "f").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote 4 explanation(s) of 2 input(s)"), std::string::npos) << r.out;
+}
+
+// Every parser error is one "sieve: error:" line with exit code 1, with a suggestion for near misses.
+TEST(CliArguments, ParserErrorsAreOneLineWithSuggestions) {
+  const std::string run = "explain " + kModel + " " + kImages + "/04_shirt.png ";
+  const std::string out = " --out " + temp("user_parse").string();
+  expect_clear_error(sieve_cli(run + "-m gradient --tagret 3" + out), "did you mean '--target'?");
+  expect_clear_error(sieve_cli(run + "-m gradinet" + out), "did you mean 'gradient'?");
+  expect_clear_error(sieve_cli(run + "-m lrp.epsilon --rule Conv:gama" + out), "did you mean 'gamma'?");
+  expect_clear_error(sieve_cli("explian " + kModel), "did you mean 'explain'?");
+  expect_clear_error(sieve_cli(run + out), "--method is required");
+  expect_clear_error(sieve_cli("predict"), "model is required");
+  const CliRun top = sieve_cli("predict " + kModel + " " + kImages + "/04_shirt.png --top 0");
+  expect_clear_error(top, "--top: must be at least 1, got 0");
+  EXPECT_LT(top.err.size(), 120u) << top.err;
+  expect_clear_error(sieve_cli("predict " + kModel + " " + kImages + "/04_shirt.png --batch x"),
+                     "'x' is not a whole number");
+  expect_clear_error(sieve_cli("predict " + kModel + " " + kImages + "/04_shirt.png --scale 1/0"),
+                     "--scale '1/0'");
+  expect_clear_error(sieve_cli("predict " + kModel + " " + kImages + "/04_shirt.png --scale abc"),
+                     "--scale 'abc'");
+}
+
+TEST(CliArguments, VersionAndFractionScale) {
+  const CliRun v = sieve_cli("--version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_EQ(v.out, std::string("sieve ") + SIEVE_VERSION + "\n");
+  // --scale 1/255 equals its decimal value.
+  const std::string run =
+      "predict --json " + kModel + " " + kImages + "/04_shirt.png --mean 0.286 --std 0.353 ";
+  const CliRun fraction = sieve_cli(run + "--scale 1/255"),
+               decimal = sieve_cli(run + "--scale 0.00392156862745098");
+  ASSERT_EQ(fraction.code, 0) << fraction.err;
+  ASSERT_EQ(decimal.code, 0) << decimal.err;
+  EXPECT_EQ(nlohmann::json::parse(fraction.out)["predictions"][0]["logits"],
+            nlohmann::json::parse(decimal.out)["predictions"][0]["logits"]);
+  const CliRun doubled = sieve_cli(run + "--scale 2/255");
+  ASSERT_EQ(doubled.code, 0) << doubled.err;
+  EXPECT_NE(nlohmann::json::parse(doubled.out)["predictions"][0]["logits"],
+            nlohmann::json::parse(decimal.out)["predictions"][0]["logits"]);
+}
+
 }  // namespace
 }  // namespace sieve

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "sieve/io/image.hpp"
@@ -30,5 +31,8 @@ Tensor image_to_tensor(const Image& image, const Preprocessing& p, int64_t chann
 // Normalizes raw values (e.g. IDX bytes) laid out [C, ...] in place.
 void normalize_raw(Tensor& values, const Preprocessing& p, int64_t channels);
 InputRange input_range(const Preprocessing& p, int64_t channels);
+// A finite number written as a decimal ("0.5", "1e-3") or a fraction ("1/255"); throws sieve::Error
+// naming `what` and the text otherwise.
+float parse_number(const std::string& text, const std::string& what);
 
 }  // namespace sieve
