@@ -29,7 +29,7 @@ struct ExplainOptions {
   std::string grid;
   std::vector<std::string> rules;
   std::string composite, patterns;
-  bool explain_rules = false, conservation = false;
+  bool explain_rules = false, conservation = false, json = false;
   InputOptions input;
 };
 
@@ -53,19 +53,28 @@ std::optional<InputRange> known_input_range(const Model& model, const LoadedInpu
   return input_range(loaded.preprocessing, s.size() >= 2 && s[1] > 0 ? s[1] : 1);
 }
 
-void print_rules(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
-  std::cout << "rules of " << spec.text() << ":\n";
-  for (const RuleAssignment& a : analyzer.assignment(model)) {
-    std::cout << "  " << std::left << std::setw(28) << a.name << std::setw(20) << a.op_type << a.rule << "\n";
+// The rule or treatment of every node of a relevance method.
+nlohmann::json rules_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const RuleAssignment& a : analyzer.assignment(model))
+    nodes.push_back({{"node", a.name}, {"op_type", a.op_type}, {"rule", a.rule}});
+  return {{"method", spec.text()}, {"nodes", nodes}};
+}
+
+void print_rules(const nlohmann::json& rules) {
+  std::cout << "rules of " << rules["method"].get<std::string>() << ":\n";
+  for (const nlohmann::json& n : rules["nodes"]) {
+    std::cout << "  " << std::left << std::setw(28) << n["node"].get<std::string>() << std::setw(20)
+              << n["op_type"].get<std::string>() << n["rule"].get<std::string>() << "\n";
   }
 }
 
 // Σ R per layer for a relevance method: means over the inputs of Σ R at each node's output and input.
-void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model,
-                        const std::vector<Tensor>& samples, const TargetSelection& targets,
-                        int64_t max_batch) {
+nlohmann::json conservation_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer,
+                                 const Model& model, const std::vector<Tensor>& samples,
+                                 const TargetSelection& targets, int64_t max_batch) {
   std::vector<LayerRelevance> total;
-  std::vector<double> logit_sum;
+  double logit_sum = 0.0;
   size_t explained = 0;
   const size_t batch = static_cast<size_t>(model.rows_per_pass(max_batch));
   for (size_t begin = 0; begin < samples.size(); begin += batch) {
@@ -91,22 +100,37 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
         }
       }
       for (size_t i = 0; i < t.size(); ++i)
-        logit_sum.push_back(pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]]);
+        logit_sum += pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]];
       explained += t.size();
     }
   }
-  double mean_logit = 0.0;
-  for (double v : logit_sum) mean_logit += v / static_cast<double>(std::max<size_t>(explained, 1));
-  std::cout << "relevance per layer for " << spec.text() << " (means over " << explained
-            << " explanation(s); mean target logit " << mean_logit << "):\n";
+  const double n = static_cast<double>(std::max<size_t>(explained, 1));
+  nlohmann::json layers = nlohmann::json::array();
+  for (const LayerRelevance& l : total) {
+    const double out = l.output_sum[0] / n, in = l.input_sum[0] / n;
+    layers.push_back({{"node", l.name},
+                      {"op_type", l.op_type},
+                      {"sum_out", out},
+                      {"sum_in", in},
+                      {"ratio", out != 0.0 ? in / out : 0.0}});
+  }
+  return {{"method", spec.text()},
+          {"explanations", explained},
+          {"mean_target_logit", logit_sum / n},
+          {"layers", layers}};
+}
+
+void print_conservation(const nlohmann::json& c) {
+  std::cout << "relevance per layer for " << c["method"].get<std::string>() << " (means over "
+            << c["explanations"].get<size_t>() << " explanation(s); mean target logit "
+            << c["mean_target_logit"].get<double>() << "):\n";
   std::cout << "  " << std::left << std::setw(28) << "node" << std::setw(20) << "op" << std::right
             << std::setw(14) << "sum R out" << std::setw(14) << "sum R in" << std::setw(10) << "in/out"
             << "\n";
-  const double n = static_cast<double>(std::max<size_t>(explained, 1));
-  for (const LayerRelevance& l : total) {
-    const double out = l.output_sum[0] / n, in = l.input_sum[0] / n;
-    std::cout << "  " << std::left << std::setw(28) << l.name << std::setw(20) << l.op_type << std::right
-              << std::setw(14) << out << std::setw(14) << in << std::setw(10) << (out != 0.0 ? in / out : 0.0)
+  for (const nlohmann::json& l : c["layers"]) {
+    std::cout << "  " << std::left << std::setw(28) << l["node"].get<std::string>() << std::setw(20)
+              << l["op_type"].get<std::string>() << std::right << std::setw(14) << l["sum_out"].get<double>()
+              << std::setw(14) << l["sum_in"].get<double>() << std::setw(10) << l["ratio"].get<double>()
               << "\n";
   }
 }
@@ -127,7 +151,10 @@ OutKind check_out_paths(const ExplainOptions& o, size_t explanations) {
     if (!parent_exists(g) && !inside_out)
       throw Error("--grid " + o.grid + ": directory " + g.parent_path().string() + " does not exist");
   }
-  if (o.out.empty()) return OutKind::none;
+  if (o.out.empty()) {
+    if (!o.grid.empty()) throw Error("--grid goes with a directory --out");
+    return OutKind::none;
+  }
   const fs::path out(o.out);
   if (!parent_exists(out))
     throw Error("--out " + o.out + ": directory " + out.parent_path().string() + " does not exist");
@@ -139,6 +166,7 @@ OutKind check_out_paths(const ExplainOptions& o, size_t explanations) {
     if (ext == ".png" && explanations != 1)
       throw Error("--out " + o.out + ": one .png file holds one picture, but the run makes " +
                   std::to_string(explanations) + " explanations; give a directory");
+    if (!o.grid.empty()) throw Error("--grid goes with a directory --out, not " + o.out);
     return ext == ".npy" ? OutKind::npy : OutKind::png;
   }
   if (fs::exists(out) && !fs::is_directory(out))
@@ -240,13 +268,33 @@ void run_explain(const ExplainOptions& o) {
     throw Error("--out is required (a .npy file, a .png file or a directory)");
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
+  // With --json, everything printed is one object: "rules", "conservation", then the manifest's fields.
+  nlohmann::json printed = nlohmann::json::object();
   for (size_t m = 0; m < analyzers.size(); ++m) {
     const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(analyzers[m]);
     if (relevance == nullptr) continue;
-    if (o.explain_rules) print_rules(specs[m], *relevance, model);
-    if (o.conservation) print_conservation(specs[m], *relevance, model, samples, targets, o.input.batch);
+    if (o.explain_rules) {
+      const nlohmann::json rules = rules_json(specs[m], *relevance, model);
+      if (o.json) {
+        printed["rules"].push_back(rules);
+      } else {
+        print_rules(rules);
+      }
+    }
+    if (o.conservation) {
+      const nlohmann::json c =
+          conservation_json(specs[m], *relevance, model, samples, targets, o.input.batch);
+      if (o.json) {
+        printed["conservation"].push_back(c);
+      } else {
+        print_conservation(c);
+      }
+    }
   }
-  if (out_kind == OutKind::none) return;
+  if (out_kind == OutKind::none) {
+    if (o.json) std::cout << printed.dump() << "\n";
+    return;
+  }
   // The picture per method: --viz, or the method's own default.
   std::vector<Visualization> pictures;
   for (const MethodSpec& spec : specs) {
@@ -343,7 +391,14 @@ void run_explain(const ExplainOptions& o) {
     }
   }
   ledger.claim(manifest);
-  write_json(manifest, manifest_json(o.model, records));
+  const nlohmann::json manifest_content = manifest_json(o.model, records);
+  write_json(manifest, manifest_content);
+  if (o.json) {
+    printed.update(manifest_content);
+    printed["manifest"] = manifest;
+    std::cout << printed.dump() << "\n";
+    return;
+  }
   print_summary(loaded.inputs, results, records);
   std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) in "
             << ledger.files().size() - 1 << " file(s) to " << o.out << " (manifest " << manifest << ")\n";
@@ -385,6 +440,9 @@ void add_explain_command(CLI::App& app) {
                 "Print the rule each node of a relevance method gets");
   cmd->add_flag("--conservation", options->conservation,
                 "Print the relevance entering and leaving every layer (sums, means over the inputs)");
+  cmd->add_flag(
+      "--json", options->json,
+      "Print one JSON object: the manifest's records, and the rules and conservation tables if asked");
   add_input_options(cmd, options->input);
   add_skip_unreadable_option(cmd, options->input);
   cmd->callback([options] { run_explain(*options); });

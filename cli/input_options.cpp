@@ -57,6 +57,10 @@ void add_input_options(CLI::App* cmd, InputOptions& o) {
   cmd->add_option("--raw-range", o.raw_range, "Raw value range LOW,HIGH of the inputs (default 0,255)")
       ->delimiter(',')
       ->expected(2);
+  cmd->add_option("--resize", o.resize,
+                  "Resize images first: N (the shorter side to N, keeping the aspect ratio) or WxH");
+  cmd->add_option("--crop", o.crop, "Then crop the centre WxH (or NxN) of images");
+  cmd->add_option("--interpolation", o.interpolation, "Resampling of images: bilinear (default) or nearest");
   cmd->add_option("--batch", o.batch, "Largest batch run at once")->check(at_least(1));
 }
 
@@ -67,31 +71,53 @@ void add_skip_unreadable_option(CLI::App* cmd, InputOptions& o) {
 }
 
 LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o) {
-  LoadedInputs loaded;
-  if (!o.profile.empty())
-    loaded.profile = read_profile(o.profile);
-  else if (!o.no_profile)
-    loaded.profile = find_profile(model_path);
-  if (loaded.profile && loaded.profile->preprocessing) loaded.preprocessing = *loaded.profile->preprocessing;
-  Preprocessing& p = loaded.preprocessing;
-  if (!o.color.empty())
-    p.color = o.color == "rgb" ? ColorOrder::rgb : o.color == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
-  if (!o.scale.empty()) p.scale = parse_number(o.scale, "--scale");
-  if (!o.mean.empty()) p.mean = o.mean;
-  if (!o.std.empty()) p.std = o.std;
-  if (o.raw_range.size() == 2) {
-    p.raw_low = o.raw_range[0];
-    p.raw_high = o.raw_range[1];
-  }
   if (model.input_shapes().size() != 1) {
     throw Error(model_path + ": the model has " + std::to_string(model.input_shapes().size()) +
                 " inputs; the command line supports single-input models");
   }
+  LoadedInputs loaded;
+  const std::string profile_path = !o.profile.empty() ? o.profile : model_path + ".json";
+  if (!o.profile.empty())
+    loaded.profile = read_profile(o.profile);
+  else if (!o.no_profile)
+    loaded.profile = find_profile(model_path);
+  const Shape& input = model.input_shapes().at(0);
+  const Shape& output = model.output_shapes().at(0);
+  const int64_t channels = input.size() >= 2 ? input[1] : -1;
+  if (loaded.profile)
+    check_profile_fits(*loaded.profile, profile_path, channels, output.size() == 2 ? output[1] : -1);
+  if (loaded.profile && loaded.profile->preprocessing) loaded.preprocessing = *loaded.profile->preprocessing;
+  Preprocessing& p = loaded.preprocessing;
+  if (!o.color.empty())
+    p.color = o.color == "rgb" ? ColorOrder::rgb : o.color == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
+  else if (channels == 1)
+    p.color = ColorOrder::grayscale;  // the only order a one-channel model can take
+  if (!o.scale.empty()) p.scale = parse_number(o.scale, "--scale");
+  if (!o.mean.empty()) p.mean = o.mean;
+  if (!o.std.empty()) p.std = o.std;
+  if (!o.resize.empty()) parse_resize(o.resize, p, "--resize");
+  if (!o.crop.empty()) parse_crop(o.crop, p, "--crop");
+  if (!o.interpolation.empty()) p.interpolation = parse_interpolation(o.interpolation, "--interpolation");
+  if (o.raw_range.size() == 2) {
+    p.raw_low = o.raw_range[0];
+    p.raw_high = o.raw_range[1];
+  }
   return loaded;
+}
+
+void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o) {
+  if (o.scale.empty() && o.mean.empty() && o.std.empty()) return;
+  for (const std::string& path : paths) {
+    if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0)
+      throw Error(path +
+                  ": --scale, --mean and --std apply to images and IDX files; an .npy array is "
+                  "taken as the model input as it is");
+  }
 }
 
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
                              const std::vector<std::string>& paths, const InputOptions& o) {
+  check_preprocessing_applies(paths, o);
   LoadedInputs loaded = resolve_preprocessing(model_path, model, o);
   UnreadableFiles unreadable;
   unreadable.skip = o.skip_unreadable;
@@ -103,6 +129,9 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
               << "\n";
   }
   if (loaded.inputs.empty()) throw Error("no readable inputs");
+  for (const NamedInput& in : loaded.inputs) {
+    for (const std::string& w : in.warnings) std::cerr << "sieve: warning: " << in.name << ": " << w << "\n";
+  }
   for (const NamedInput& in : loaded.inputs) check_input(in.tensor, model.input_shapes()[0], in.name);
   return loaded;
 }

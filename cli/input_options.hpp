@@ -21,6 +21,7 @@ struct InputOptions {
   std::string scale;  // a number or a fraction, e.g. 1/255
   std::vector<float> mean, std;
   std::vector<float> raw_range;
+  std::string resize, crop, interpolation;
   int64_t batch = 32;
   bool skip_unreadable = false;
 };
@@ -40,6 +41,9 @@ struct LoadedInputs {
 
 // Profile (unless disabled) + command-line overrides → preprocessing (no inputs read yet).
 LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o);
+
+// Throws when --scale/--mean/--std are given with .npy inputs, which are taken as they are.
+void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o);
 
 // Profile (unless disabled) + command-line overrides → preprocessing → the inputs, one sample each.
 // Files skipped with --skip-unreadable are counted and named on stderr.

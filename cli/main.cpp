@@ -2,7 +2,7 @@
 #include <string>
 
 #include "commands.hpp"
-#include "sieve/results.hpp"
+#include "sieve/error.hpp"
 
 namespace {
 

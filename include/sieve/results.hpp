@@ -16,10 +16,6 @@
 
 namespace sieve {
 
-// The candidate nearest to `word` by edit distance when it is close enough to be a likely typo
-// (at most a third of the word's length, and at most 3 edits); empty otherwise.
-std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
-
 // Softmax of one sample's logits, computed in double precision.
 std::vector<double> softmax(const std::vector<float>& logits);
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sieve/io/inputs.hpp"
@@ -17,7 +18,12 @@ enum class InputKind { npy, idx, image };
 struct InputFile {
   std::string path;
   InputKind kind = InputKind::image;
+  int64_t begin = 0, end = -1;  // the samples [begin, end) of a batch file; end -1: to the end
 };
+
+// The samples [begin, end) of a file holding `count`, with end -1 resolved; throws sieve::Error naming
+// `name` for a range outside the file.
+std::pair<int64_t, int64_t> slice_rows(const InputFile& file, int64_t count, const std::string& name);
 
 // The files one path stands for: a directory's files sorted by name, each a PNG / JPEG image
 // (recognized by content), else the path itself, classified by its extension (.npy; -ubyte, .idx, .gz;

@@ -169,6 +169,10 @@ TEST(CliOutputs, OutputPathsAreCheckedBeforeAnyWork) {
       sieve_cli(run + "--out " + (dir / "d").string() + " --grid " + (dir / "nodir/g.png").string()),
       "--grid " + (dir / "nodir/g.png").string());
   EXPECT_FALSE(fs::exists(dir / "d"));
+  expect_clear_error(
+      sieve_cli(run + "--out " + (dir / "x.npy").string() + " --grid " + (dir / "g.png").string()),
+      "--grid goes with a directory --out");
+  EXPECT_FALSE(fs::exists(dir / "x.npy"));
   expect_clear_error(sieve_cli(run + "--target Shrt --out " + (dir / "d").string()), "did you mean 'Shirt'");
   const CliRun one = sieve_cli("explain " + kModel + " " + kImages + "/04_shirt.png -m gradient --out " +
                                (dir / "one.png").string());
@@ -284,6 +288,238 @@ TEST(CliArguments, VersionAndFractionScale) {
   ASSERT_EQ(doubled.code, 0) << doubled.err;
   EXPECT_NE(nlohmann::json::parse(doubled.out)["predictions"][0]["logits"],
             nlohmann::json::parse(decimal.out)["predictions"][0]["logits"]);
+}
+
+// Profiles and composites: a misspelt key is an error naming it with a suggestion; class names must
+// match the model's outputs.
+TEST(CliValidation, ProfilesAndCompositesAreChecked) {
+  const fs::path dir = fresh_dir("user_profiles");
+  const std::string run = "predict " + kModel + " " + kImages + "/04_shirt.png --profile ";
+  write_bytes(dir / "typo.json", R"({"class_name": ["a"]})");
+  expect_clear_error(sieve_cli(run + (dir / "typo.json").string()),
+                     "unknown key 'class_name' (did you mean 'class_names'?)");
+  write_bytes(dir / "two.json", R"({"preprocessing": {"color": "grayscale"}, "class_names": ["a", "b"]})");
+  expect_clear_error(sieve_cli(run + (dir / "two.json").string()),
+                     (dir / "two.json").string() + ": class_names has 2 names but the model has 10 outputs");
+  write_bytes(dir / "composite.json",
+              R"({"rules": [{"match": "Conv", "rule": "gamma", "param": {"gamma": 0.5}}]})");
+  expect_clear_error(sieve_cli("explain " + kModel + " " + kImages + "/04_shirt.png -m lrp --composite " +
+                               (dir / "composite.json").string() + " --out " + (dir / "o").string()),
+                     "unknown key 'param' in rule");
+  expect_clear_error(sieve_cli("explain " + kModel + " " + kImages + "/04_shirt.png -m lrp --composite " +
+                               (dir / "composite.json").string() + " --out " + (dir / "o").string()),
+                     "(did you mean 'params'?)");
+  write_bytes(dir / "top.json", R"({"rule": []})");
+  expect_clear_error(sieve_cli("explain " + kModel + " " + kImages + "/04_shirt.png -m lrp --composite " +
+                               (dir / "top.json").string() + " --out " + (dir / "o").string()),
+                     "unknown key 'rule' (did you mean 'rules'?)");
+}
+
+// A one-channel model without a profile reads images as grayscale; --scale/--mean/--std with an .npy
+// input (used as it is) are an error.
+TEST(CliValidation, NoProfileGrayscaleAndPreprocessingFlagsWithNpy) {
+  const CliRun gray = sieve_cli("predict --json --no-profile " + kModel + " " + kImages + "/04_shirt.png");
+  ASSERT_EQ(gray.code, 0) << gray.err;
+  const CliRun with_profile =
+      sieve_cli("predict --json " + kModel + " " + kImages + "/04_shirt.png --scale 1/255 --mean 0 --std 1");
+  ASSERT_EQ(with_profile.code, 0) << with_profile.err;
+  EXPECT_EQ(nlohmann::json::parse(gray.out)["predictions"][0]["logits"],
+            nlohmann::json::parse(with_profile.out)["predictions"][0]["logits"]);
+  const fs::path npy = temp("user_sample.npy");
+  write_npy(npy.string(), Tensor(Shape{1, 1, 28, 28}));
+  expect_clear_error(sieve_cli("predict " + kModel + " " + npy.string() + " --mean 0.5"),
+                     npy.string() + ": --scale, --mean and --std apply to images and IDX files");
+  EXPECT_EQ(sieve_cli("predict " + kModel + " " + npy.string()).code, 0);
+}
+
+// A 60×40 RGB "photo" with a smooth pattern, and the 3-channel test model (input 32×32).
+const std::string kRgbModel = std::string(SIEVE_TEST_DATA) + "/models/vgg_small.onnx";
+
+fs::path photo(const std::string& name, int width, int height, int channels) {
+  Image img{width, height, channels, {}};
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      for (int c = 0; c < channels; ++c)
+        img.pixels.push_back(static_cast<uint8_t>((x * 7 + y * 3 + c * 50) % 256));
+    }
+  }
+  const fs::path p = temp(name);
+  write_png(p.string(), img);
+  return p;
+}
+
+nlohmann::json logits_of(const CliRun& r) {
+  EXPECT_EQ(r.code, 0) << r.err;
+  return r.code == 0 ? nlohmann::json::parse(r.out)["predictions"][0]["logits"] : nlohmann::json();
+}
+
+// --resize N keeps the aspect ratio and --crop takes the centre: the same logits as the image resized
+// and cropped beforehand; an implicit resize that stretches the image is a warning.
+TEST(CliPreprocessing, ResizeAndCropLikeThePreparedImage) {
+  const fs::path wide = photo("user_photo.png", 60, 40, 3);
+  const CliRun stretched = sieve_cli("predict --json " + kRgbModel + " " + wide.string());
+  ASSERT_EQ(stretched.code, 0) << stretched.err;
+  EXPECT_NE(stretched.err.find("sieve: warning: " + wide.string() +
+                               ": resized from 60x40 to the model's 32x32, which changes its aspect ratio"),
+            std::string::npos)
+      << stretched.err;
+  const CliRun fitted =
+      sieve_cli("predict --json " + kRgbModel + " " + wide.string() + " --resize 32 --crop 32x32");
+  EXPECT_EQ(fitted.err, "");
+  const Image prepared = center_crop(resize_bilinear(read_image(wide.string()), 48, 32), 32, 32);
+  write_png(temp("user_prepared.png").string(), prepared);
+  const CliRun reference =
+      sieve_cli("predict --json " + kRgbModel + " " + temp("user_prepared.png").string());
+  EXPECT_EQ(logits_of(fitted), logits_of(reference));
+  EXPECT_NE(logits_of(fitted), logits_of(stretched));
+
+  // The same through the profile, and nearest-neighbour sampling differs from bilinear.
+  const fs::path profile = temp("user_rgb_profile.json");
+  write_bytes(profile, R"({"preprocessing": {"resize": 32, "crop": "32x32", "interpolation": "nearest"}})");
+  const CliRun nearest_profile =
+      sieve_cli("predict --json " + kRgbModel + " " + wide.string() + " --profile " + profile.string());
+  const CliRun nearest_flags = sieve_cli("predict --json " + kRgbModel + " " + wide.string() +
+                                         " --resize 32 --crop 32 --interpolation nearest");
+  EXPECT_EQ(logits_of(nearest_profile), logits_of(nearest_flags));
+  EXPECT_NE(logits_of(nearest_flags), logits_of(fitted));
+  // Exact WxH resize.
+  const CliRun exact = sieve_cli("predict --json " + kRgbModel + " " + wide.string() + " --resize 32x32");
+  EXPECT_EQ(exact.err, "");
+  EXPECT_EQ(logits_of(exact), logits_of(stretched));
+
+  expect_clear_error(sieve_cli("predict " + kRgbModel + " " + wide.string() + " --resize 16x16 --crop 32"),
+                     wide.string() + ": cannot crop 32x32 from an image of 16x16");
+  expect_clear_error(sieve_cli("predict " + kRgbModel + " " + wide.string() + " --resize 0"), "--resize '0'");
+  expect_clear_error(sieve_cli("predict " + kRgbModel + " " + wide.string() + " --crop 3y3"), "--crop '3y3'");
+  expect_clear_error(sieve_cli("predict " + kRgbModel + " " + wide.string() + " --interpolation cubic"),
+                     "--interpolation 'cubic'");
+}
+
+// Channel changes nobody asked for are warnings: RGB to the 1-channel model, gray to the 3-channel one.
+TEST(CliPreprocessing, ImplicitChannelChangesAreWarnings) {
+  const fs::path rgb = photo("user_rgb28.png", 28, 28, 3), gray = photo("user_gray32.png", 32, 32, 1);
+  const CliRun to_gray = sieve_cli("predict " + kModel + " " + rgb.string());
+  ASSERT_EQ(to_gray.code, 0) << to_gray.err;
+  EXPECT_NE(to_gray.err.find(rgb.string() + ": RGB image converted to grayscale for the 1-channel model"),
+            std::string::npos)
+      << to_gray.err;
+  const CliRun to_rgb = sieve_cli("predict " + kRgbModel + " " + gray.string());
+  ASSERT_EQ(to_rgb.code, 0) << to_rgb.err;
+  EXPECT_NE(to_rgb.err.find(gray.string() + ": grayscale image replicated to the 3 channels of the model"),
+            std::string::npos)
+      << to_rgb.err;
+  EXPECT_EQ(sieve_cli("predict " + kModel + " " + kImages + "/04_shirt.png").err, "");
+  expect_clear_error(sieve_cli("predict " + kRgbModel + " " + gray.string() + " --color grayscale"),
+                     "the model expects 3 channels but the color order is grayscale");
+}
+
+// predict --json carries probabilities and class names; explain, methods, --explain-rules and
+// --conservation print JSON too.
+TEST(CliJson, EveryTableHasAJsonForm) {
+  const CliRun p = sieve_cli("predict --json --top 2 " + kModel + " " + kImages + "/04_shirt.png");
+  ASSERT_EQ(p.code, 0) << p.err;
+  const auto pj = nlohmann::json::parse(p.out);
+  EXPECT_EQ(pj["class_names"].size(), 10u);
+  const auto& first = pj["predictions"][0];
+  double sum = 0.0;
+  for (const auto& v : first["probabilities"]) sum += v.get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+  EXPECT_EQ(first["top_classes"][0]["class"], 6);
+  EXPECT_EQ(first["top_classes"][0]["name"], "Shirt");
+  EXPECT_NEAR(first["top_classes"][0]["probability"].get<double>(), 0.4402, 1e-4);
+  EXPECT_EQ(first["top_classes"][1]["name"], "T-shirt/top");
+  const CliRun text = sieve_cli("predict --top 1 " + kModel + " " + kImages + "/04_shirt.png");
+  EXPECT_NE(text.out.find("6      5.1556   0.4402  Shirt"), std::string::npos) << text.out;
+
+  const fs::path out = temp("user_json");
+  fs::remove_all(out);
+  const CliRun e = sieve_cli("explain --json " + kModel + " " + kImages + "/04_shirt.png -m lrp.epsilon " +
+                             "--explain-rules --conservation --out " + out.string());
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto ej = nlohmann::json::parse(e.out);
+  const auto manifest = nlohmann::json::parse(read_bytes(out / "manifest.json"));
+  EXPECT_EQ(ej["explanations"], manifest["explanations"]);
+  EXPECT_EQ(ej["manifest"], (out / "manifest.json").string());
+  EXPECT_EQ(ej["rules"][0]["method"], "lrp.epsilon");
+  EXPECT_EQ(ej["rules"][0]["nodes"][0]["op_type"], "Conv");
+  EXPECT_EQ(ej["conservation"][0]["explanations"], 1);
+  EXPECT_FALSE(ej["conservation"][0]["layers"].empty());
+
+  const CliRun m = sieve_cli("methods --json");
+  ASSERT_EQ(m.code, 0) << m.err;
+  bool found = false;
+  const auto methods = nlohmann::json::parse(m.out);
+  for (const auto& method : methods["methods"]) {
+    if (method["name"] != "integrated_gradients") continue;
+    found = true;
+    EXPECT_EQ(method["parameters"][0]["name"], "steps");
+    EXPECT_EQ(method["parameters"][0]["default"], "32");
+  }
+  EXPECT_TRUE(found);
+}
+
+const std::string kTrain = kExamples + "fashion_train_2000.idx.gz";
+
+// FILE[a:b] takes a slice of a batch file, an IDX file or a directory; names from IDX files are
+// zero-padded so that they sort.
+TEST(CliSlices, EveryDataArgumentTakesASlice) {
+  const std::string npy = std::string(SIEVE_TEST_DATA) + "/shared/models/cnn_inputs.npy";
+  const std::string cnn = std::string(SIEVE_TEST_DATA) + "/shared/models/cnn_dynbatch.onnx";
+  const CliRun all = sieve_cli("predict --json " + cnn + " " + npy);
+  const CliRun part = sieve_cli("predict --json " + cnn + " '" + npy + "[3:5]'");
+  ASSERT_EQ(all.code, 0) << all.err;
+  ASSERT_EQ(part.code, 0) << part.err;
+  const auto a = nlohmann::json::parse(all.out), p = nlohmann::json::parse(part.out);
+  ASSERT_EQ(p["predictions"].size(), 2u);
+  EXPECT_EQ(p["predictions"][0]["input"], npy + "[3]");
+  EXPECT_EQ(p["predictions"][1]["logits"], a["predictions"][4]["logits"]);
+
+  const CliRun dir = sieve_cli("predict --json " + kModel + " '" + kImages + "[1:3]'");
+  ASSERT_EQ(dir.code, 0) << dir.err;
+  const auto d = nlohmann::json::parse(dir.out);
+  ASSERT_EQ(d["predictions"].size(), 2u);
+  EXPECT_EQ(d["predictions"][0]["input"], kImages + "/01_pullover.jpg");
+  EXPECT_EQ(d["predictions"][1]["input"], kImages + "/01_pullover.png");
+
+  const fs::path out = temp("user_slices");
+  fs::remove_all(out);
+  const CliRun idx = sieve_cli("explain " + kModel + " '" + kTrain +
+                               "[98:102]' -m gradient --save npy --out " + out.string());
+  ASSERT_EQ(idx.code, 0) << idx.err;
+  EXPECT_EQ(files_in(out, ".npy"), (std::set<std::string>{"fashion_train_2000.idx.gz_098__gradient.npy",
+                                                          "fashion_train_2000.idx.gz_099__gradient.npy",
+                                                          "fashion_train_2000.idx.gz_100__gradient.npy",
+                                                          "fashion_train_2000.idx.gz_101__gradient.npy"}));
+
+  const CliRun fit = sieve_cli("fit-patterns " + kModel + " --data '" + kTrain + "[0:50]' --out " +
+                               temp("user_slice.safetensors").string());
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  EXPECT_NE(fit.out.find("on 50 input(s)"), std::string::npos) << fit.out;
+
+  expect_clear_error(sieve_cli("predict " + cnn + " '" + npy + "[5:3]'"), "[5:3]: the range 5:3 is empty");
+  expect_clear_error(sieve_cli("predict " + cnn + " '" + npy + "[10:40]'"),
+                     "the range 10:40 is outside its 16");
+  expect_clear_error(sieve_cli("predict " + cnn + " '" + npy + "[x:2]'"), "expected a range [a:b]");
+}
+
+// signal-quality refuses splits that share samples, unless --allow-overlap.
+TEST(CliSlices, SignalQualityRefusesOverlappingSplits) {
+  const std::string patterns = temp("user_sq.safetensors").string();
+  ASSERT_EQ(sieve_cli("fit-patterns " + kModel + " --data '" + kTrain + "[0:40]' --out " + patterns).code, 0);
+  const std::string run = "signal-quality " + kModel + " --patterns " + patterns + " ";
+  expect_clear_error(
+      sieve_cli(run + "--data '" + kTrain + "[30:60]' --eval '" + kTrain + "[60:90]'"),
+      "the patterns' data " + kTrain + "[0:40] and --data " + kTrain + "[30:60] share samples");
+  expect_clear_error(sieve_cli(run + "--data '" + kTrain + "[40:70]' --eval '" + kTrain + "[60:100]'"),
+                     "--data " + kTrain + "[40:70] and --eval " + kTrain + "[60:100] share samples");
+  expect_clear_error(sieve_cli(run + "--data '" + kTrain + "[40:70]' --eval " + kTrain),
+                     "the patterns' data " + kTrain + "[0:40] and --eval " + kTrain + " share samples");
+  const CliRun disjoint = sieve_cli(run + "--data '" + kTrain + "[40:70]' --eval '" + kTrain + "[70:100]'");
+  ASSERT_EQ(disjoint.code, 0) << disjoint.err;
+  EXPECT_NE(disjoint.out.find("v on 30, evaluated on 30"), std::string::npos) << disjoint.out;
+  const CliRun allowed =
+      sieve_cli(run + "--data '" + kTrain + "[40:70]' --eval '" + kTrain + "[60:100]' --allow-overlap");
+  EXPECT_EQ(allowed.code, 0) << allowed.err;
 }
 
 }  // namespace
