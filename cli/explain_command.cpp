@@ -1,6 +1,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "commands.hpp"
@@ -187,10 +188,10 @@ void print_summary(const std::vector<NamedInput>& inputs, const std::vector<Expl
   for (size_t k = 0; k < results.size(); ++k) per_input[results[k].sample].push_back(&records[k]);
   for (size_t i = 0; i < inputs.size(); ++i) {
     std::vector<std::string> classes;
-    size_t files = 0;
+    std::set<std::string> files;
     std::vector<int64_t> seen;
     for (const ExplanationRecord* r : per_input[i]) {
-      files += r->outputs.size();
+      files.insert(r->outputs.begin(), r->outputs.end());
       if (std::find(seen.begin(), seen.end(), r->target) != seen.end()) continue;
       seen.push_back(r->target);
       std::ostringstream c;
@@ -199,7 +200,7 @@ void print_summary(const std::vector<NamedInput>& inputs, const std::vector<Expl
       classes.push_back(c.str());
     }
     std::cout << inputs[i].name << ": " << join(classes) << "; " << per_input[i].size() << " explanation(s)";
-    if (files > 0) std::cout << " in " << files << " file(s)";
+    if (!files.empty()) std::cout << " in " << files.size() << " file(s)";
     std::cout << "\n";
   }
 }

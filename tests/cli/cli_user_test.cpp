@@ -148,6 +148,7 @@ TEST(CliOutputs, SingleArrayOutputPrintsAndRecordsPositions) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("wrote 4 explanation(s) of 2 input(s) in 1 file(s) to " + out), std::string::npos)
       << r.out;
+  EXPECT_EQ(count_of(r.out, "2 explanation(s) in 1 file(s)"), 2u) << r.out;
   EXPECT_EQ(read_npy(out).shape(), (Shape{2, 2, 1, 28, 28}));
   const auto manifest = nlohmann::json::parse(read_bytes(out + ".json"));
   ASSERT_EQ(manifest["explanations"].size(), 4u);
