@@ -1,6 +1,8 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <set>
+#include <sstream>
 
 #include "commands.hpp"
 #include "input_options.hpp"
@@ -10,6 +12,8 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/predict.hpp"
+#include "sieve/results.hpp"
 #include "sieve/visualize.hpp"
 
 namespace fs = std::filesystem;
@@ -27,7 +31,7 @@ struct ExplainOptions {
   std::string grid;
   std::vector<std::string> rules;
   std::string composite, patterns;
-  bool explain_rules = false, conservation = false;
+  bool explain_rules = false, conservation = false, json = false;
   InputOptions input;
 };
 
@@ -40,49 +44,39 @@ Visualization parse_viz(const std::string& name) {
   throw Error("unknown visualization '" + name + "' (heatmap, graymap, projection, scale_input, blend)");
 }
 
-// "dir/shirt.png" → "shirt", "batch.npy[3]" → "batch_3".
-std::string stem_of(const std::string& input_name) {
-  std::string s = fs::path(input_name).filename().string();
-  const size_t bracket = s.find('[');
-  std::string index;
-  if (bracket != std::string::npos) {
-    index = "_" + s.substr(bracket + 1, s.find(']') - bracket - 1);
-    s = s.substr(0, bracket);
-  }
-  return fs::path(s).stem().string() + index;
-}
-
-std::string file_safe(std::string s) {
-  for (char& c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-  }
-  return s;
-}
-
 // The input value range in the model's input space, when the profile or the flags say what it is.
 std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
                                             const InputOptions& o) {
   if (loaded.profile && loaded.profile->input_range) return loaded.profile->input_range;
-  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || o.scale ||
+  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || !o.scale.empty() ||
                                    !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
   if (!preprocessing_known) return std::nullopt;
   const Shape& s = model.input_shapes().at(0);
   return input_range(loaded.preprocessing, s.size() >= 2 && s[1] > 0 ? s[1] : 1);
 }
 
-void print_rules(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
-  std::cout << "rules of " << spec.text() << ":\n";
-  for (const RuleAssignment& a : analyzer.assignment(model)) {
-    std::cout << "  " << std::left << std::setw(28) << a.name << std::setw(20) << a.op_type << a.rule << "\n";
+// The rule or treatment of every node of a relevance method.
+nlohmann::json rules_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const RuleAssignment& a : analyzer.assignment(model))
+    nodes.push_back({{"node", a.name}, {"op_type", a.op_type}, {"rule", a.rule}});
+  return {{"method", spec.text()}, {"nodes", nodes}};
+}
+
+void print_rules(const nlohmann::json& rules) {
+  std::cout << "rules of " << rules["method"].get<std::string>() << ":\n";
+  for (const nlohmann::json& n : rules["nodes"]) {
+    std::cout << "  " << std::left << std::setw(28) << n["node"].get<std::string>() << std::setw(20)
+              << n["op_type"].get<std::string>() << n["rule"].get<std::string>() << "\n";
   }
 }
 
 // Σ R per layer for a relevance method: means over the inputs of Σ R at each node's output and input.
-void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model,
-                        const std::vector<Tensor>& samples, const TargetSelection& targets,
-                        int64_t max_batch) {
+nlohmann::json conservation_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer,
+                                 const Model& model, const std::vector<Tensor>& samples,
+                                 const TargetSelection& targets, int64_t max_batch) {
   std::vector<LayerRelevance> total;
-  std::vector<double> logit_sum;
+  double logit_sum = 0.0;
   size_t explained = 0;
   run_in_batches(model, samples, max_batch, [&](const Tensor& x, int64_t, int64_t count) {
     const auto rows = static_cast<size_t>(count);
@@ -101,29 +95,133 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
         }
       }
       for (size_t i = 0; i < rows; ++i)
-        logit_sum.push_back(pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]]);
+        logit_sum += pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]];
       explained += rows;
     }
   });
-  double mean_logit = 0.0;
-  for (double v : logit_sum) mean_logit += v / static_cast<double>(std::max<size_t>(explained, 1));
-  std::cout << "relevance per layer for " << spec.text() << " (means over " << explained
-            << " explanation(s); mean target logit " << mean_logit << "):\n";
+  const double n = static_cast<double>(std::max<size_t>(explained, 1));
+  nlohmann::json layers = nlohmann::json::array();
+  for (const LayerRelevance& l : total) {
+    const double out = l.output_sum[0] / n, in = l.input_sum[0] / n;
+    layers.push_back({{"node", l.name},
+                      {"op_type", l.op_type},
+                      {"sum_out", out},
+                      {"sum_in", in},
+                      {"ratio", out != 0.0 ? in / out : 0.0}});
+  }
+  return {{"method", spec.text()},
+          {"explanations", explained},
+          {"mean_target_logit", logit_sum / n},
+          {"layers", layers}};
+}
+
+void print_conservation(const nlohmann::json& c) {
+  std::cout << "relevance per layer for " << c["method"].get<std::string>() << " (means over "
+            << c["explanations"].get<size_t>() << " explanation(s); mean target logit "
+            << c["mean_target_logit"].get<double>() << "):\n";
   std::cout << "  " << std::left << std::setw(28) << "node" << std::setw(20) << "op" << std::right
             << std::setw(14) << "sum R out" << std::setw(14) << "sum R in" << std::setw(10) << "in/out"
             << "\n";
-  const double n = static_cast<double>(std::max<size_t>(explained, 1));
-  for (const LayerRelevance& l : total) {
-    const double out = l.output_sum[0] / n, in = l.input_sum[0] / n;
-    std::cout << "  " << std::left << std::setw(28) << l.name << std::setw(20) << l.op_type << std::right
-              << std::setw(14) << out << std::setw(14) << in << std::setw(10) << (out != 0.0 ? in / out : 0.0)
+  for (const nlohmann::json& l : c["layers"]) {
+    std::cout << "  " << std::left << std::setw(28) << l["node"].get<std::string>() << std::setw(20)
+              << l["op_type"].get<std::string>() << std::right << std::setw(14) << l["sum_out"].get<double>()
+              << std::setw(14) << l["sum_in"].get<double>() << std::setw(10) << l["ratio"].get<double>()
               << "\n";
   }
 }
 
+// Where the results go: nowhere (only --explain-rules / --conservation), one .npy array, one .png
+// picture, or a directory. Paths are checked before any work.
+enum class OutKind { none, npy, png, directory };
+
+OutKind check_out_paths(const ExplainOptions& o, size_t explanations) {
+  auto parent_exists = [](const fs::path& p) {
+    return !p.has_parent_path() || fs::is_directory(p.parent_path());
+  };
+  if (!o.grid.empty()) {
+    const fs::path g(o.grid);
+    if (g.extension() != ".png") throw Error("--grid " + o.grid + ": the grid is a .png file");
+    const bool inside_out = !o.out.empty() && g.has_parent_path() &&
+                            g.parent_path().lexically_normal() == fs::path(o.out).lexically_normal();
+    if (!parent_exists(g) && !inside_out)
+      throw Error("--grid " + o.grid + ": directory " + g.parent_path().string() + " does not exist");
+  }
+  if (o.out.empty()) {
+    if (!o.grid.empty()) throw Error("--grid goes with a directory --out");
+    return OutKind::none;
+  }
+  const fs::path out(o.out);
+  if (!parent_exists(out))
+    throw Error("--out " + o.out + ": directory " + out.parent_path().string() + " does not exist");
+  const std::string ext = out.extension().string();
+  if (ext == ".npy" || ext == ".png") {
+    if (fs::is_directory(out)) throw Error("--out " + o.out + ": is a directory");
+    if (ext == ".npy" && o.methods.size() != 1)
+      throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
+    if (ext == ".png" && explanations != 1)
+      throw Error("--out " + o.out + ": one .png file holds one picture, but the run makes " +
+                  std::to_string(explanations) + " explanations; give a directory");
+    if (!o.grid.empty()) throw Error("--grid goes with a directory --out, not " + o.out);
+    return ext == ".npy" ? OutKind::npy : OutKind::png;
+  }
+  if (fs::exists(out) && !fs::is_directory(out))
+    throw Error("--out " + o.out + ": exists and is not a directory");
+  return OutKind::directory;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string s;
+  for (const std::string& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+// One line per input: the classes explained, with logit and probability, and how many files hold them.
+void print_summary(const std::vector<NamedInput>& inputs, const std::vector<Explanation>& results,
+                   const std::vector<ExplanationRecord>& records) {
+  std::vector<std::vector<const ExplanationRecord*>> per_input(inputs.size());
+  for (size_t k = 0; k < results.size(); ++k) per_input[results[k].sample].push_back(&records[k]);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::vector<std::string> classes;
+    std::set<std::string> files;
+    std::vector<int64_t> seen;
+    for (const ExplanationRecord* r : per_input[i]) {
+      files.insert(r->outputs.begin(), r->outputs.end());
+      if (std::find(seen.begin(), seen.end(), r->target) != seen.end()) continue;
+      seen.push_back(r->target);
+      std::ostringstream c;
+      c << "class " << r->target << (r->class_name.empty() ? "" : " (" + r->class_name + ")") << std::fixed
+        << std::setprecision(4) << " logit " << r->logit << " p " << r->probability;
+      classes.push_back(c.str());
+    }
+    std::cout << inputs[i].name << ": " << join(classes) << "; " << per_input[i].size() << " explanation(s)";
+    if (!files.empty()) std::cout << " in " << files.size() << " file(s)";
+    std::cout << "\n";
+  }
+}
+
+// A mistyped rule name in --rule PREDICATE:RULE[:k=v] gets a suggestion; other errors in the text are
+// the library's to report.
+void check_rule_names(const std::vector<std::string>& rules) {
+  const std::vector<std::string> names = rule_names();
+  for (const std::string& r : rules) {
+    const size_t first = r.find(':');
+    if (first == std::string::npos) continue;
+    const size_t second = r.find(':', first + 1);
+    const std::string rule =
+        r.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+    if (rule.empty() || std::find(names.begin(), names.end(), rule) != names.end()) continue;
+    const std::string near = closest_match(rule, names);
+    if (!near.empty())
+      throw Error("--rule " + r + ": unknown rule '" + rule + "' (did you mean '" + near + "'?)");
+  }
+}
+
 void run_explain(const ExplainOptions& o) {
+  check_rule_names(o.rules);
   const Model model = Model::load(o.model);
   const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
+  const std::vector<std::string> class_names =
+      loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
   AnalyzerContext context;
   context.input_range = known_input_range(model, loaded, o.input);
   context.rules = o.rules;
@@ -134,7 +232,14 @@ void run_explain(const ExplainOptions& o) {
   std::vector<const Analyzer*> analyzers;
   bool any_relevance = false;
   for (const std::string& m : o.methods) {
-    specs.push_back(MethodSpec::parse(m));
+    MethodSpec spec = MethodSpec::parse(m);
+    const bool repeated =
+        std::any_of(specs.begin(), specs.end(), [&](const MethodSpec& s) { return s.text() == spec.text(); });
+    if (repeated) {
+      std::cerr << "sieve: notice: method " << spec.text() << " is given more than once; explained once\n";
+      continue;
+    }
+    specs.push_back(spec);
     owned.push_back(create_analyzer(specs.back(), context));
     owned.back()->prepare(model);
     analyzers.push_back(owned.back().get());
@@ -144,18 +249,47 @@ void run_explain(const ExplainOptions& o) {
     throw Error(
         "--rule, --composite, --explain-rules and --conservation apply to relevance methods (lrp.*, "
         "deep_taylor*)");
-  const TargetSelection targets = TargetSelection::parse(o.target);
+  const ParsedTargets parsed = parse_targets(o.target, class_names);
+  for (int64_t d : parsed.duplicates)
+    std::cerr << "sieve: notice: target " << d << " is given more than once; explained once\n";
+  const TargetSelection& targets = parsed.selection;
+  const Shape& output = model.output_shapes().at(0);
+  const int64_t classes = output.size() == 2 ? output[1] : -1;
+  const size_t per_input = targets.kind == TargetSelection::Kind::max ? 1
+                           : targets.kind == TargetSelection::Kind::indices
+                               ? targets.indices.size()
+                               : static_cast<size_t>(classes > 0 ? classes : 2);
+  const OutKind out_kind = check_out_paths(o, loaded.inputs.size() * specs.size() * per_input);
+  if (out_kind == OutKind::none && !o.explain_rules && !o.conservation)
+    throw Error("--out is required (a .npy file, a .png file or a directory)");
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
+  // With --json, everything printed is one object: "rules", "conservation", then the manifest's fields.
+  nlohmann::json printed = nlohmann::json::object();
   for (size_t m = 0; m < analyzers.size(); ++m) {
     const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(analyzers[m]);
     if (relevance == nullptr) continue;
-    if (o.explain_rules) print_rules(specs[m], *relevance, model);
-    if (o.conservation) print_conservation(specs[m], *relevance, model, samples, targets, o.input.batch);
+    if (o.explain_rules) {
+      const nlohmann::json rules = rules_json(specs[m], *relevance, model);
+      if (o.json) {
+        printed["rules"].push_back(rules);
+      } else {
+        print_rules(rules);
+      }
+    }
+    if (o.conservation) {
+      const nlohmann::json c =
+          conservation_json(specs[m], *relevance, model, samples, targets, o.input.batch);
+      if (o.json) {
+        printed["conservation"].push_back(c);
+      } else {
+        print_conservation(c);
+      }
+    }
   }
-  if (o.out.empty()) {
-    if (o.explain_rules || o.conservation) return;
-    throw Error("--out is required (a .npy file or a directory)");
+  if (out_kind == OutKind::none) {
+    if (o.json) std::cout << printed.dump() << "\n";
+    return;
   }
   // The picture per method: --viz, or the method's own default.
   std::vector<Visualization> pictures;
@@ -169,47 +303,101 @@ void run_explain(const ExplainOptions& o) {
   for (const std::string& s : o.save) {
     if (s != "npy" && s != "png") throw Error("--save takes npy and/or png, not '" + s + "'");
   }
-  const bool single_file = fs::path(o.out).extension() == ".npy";
-  if (single_file && specs.size() != 1)
-    throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
   Progress progress("explaining");
   const std::vector<Explanation> results = explain_samples(
       model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
+  progress.finish();
+  const std::vector<Prediction> predictions = predict(model, samples, 1, o.input.batch);
 
-  if (single_file) {
-    // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
-    const size_t per_input = results.size() / std::max<size_t>(samples.size(), 1);
-    Shape shape = samples.at(0).shape();
-    shape[0] = static_cast<int64_t>(samples.size());
-    if (per_input > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per_input));
-    Tensor all = Tensor::uninitialized(shape);
-    const int64_t per = samples[0].size();
-    for (size_t i = 0; i < results.size(); ++i)
-      std::copy_n(results[i].values.data(), per, all.data() + static_cast<int64_t>(i) * per);
-    if (fs::path(o.out).has_parent_path()) fs::create_directories(fs::path(o.out).parent_path());
-    write_npy(o.out, all);
+  std::vector<ExplanationRecord> records;
+  for (const Explanation& e : results) {
+    const NamedInput& in = loaded.inputs[e.sample];
+    ExplanationRecord r;
+    r.input = in.name;
+    r.file = in.file;
+    r.index = in.index;
+    r.method = specs[e.method].text();
+    r.method_name = specs[e.method].name;
+    r.parameters = method_parameters(specs[e.method]);
+    r.target = e.target;
+    if (static_cast<size_t>(e.target) < class_names.size())
+      r.class_name = class_names[static_cast<size_t>(e.target)];
+    const std::vector<float>& logits = predictions[e.sample].logits;
+    r.logit = logits.at(static_cast<size_t>(e.target));
+    r.probability = softmax(logits)[static_cast<size_t>(e.target)];
+    records.push_back(std::move(r));
+  }
+
+  OutputLedger ledger;
+  std::string manifest;
+  if (out_kind == OutKind::npy || out_kind == OutKind::png) {
+    manifest = o.out + ".json";
+    ledger.claim(o.out);
+    if (out_kind == OutKind::npy) {
+      // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
+      const size_t per = results.size() / std::max<size_t>(samples.size(), 1);
+      Shape shape = samples.at(0).shape();
+      shape[0] = static_cast<int64_t>(samples.size());
+      if (per > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per));
+      Tensor all = Tensor::uninitialized(shape);
+      const int64_t values = samples[0].size();
+      for (size_t i = 0; i < results.size(); ++i) {
+        std::copy_n(results[i].values.data(), values, all.data() + static_cast<int64_t>(i) * values);
+        records[i].outputs.push_back(o.out);
+        records[i].position = {static_cast<int64_t>(results[i].sample)};
+        if (per > 1) records[i].position.push_back(static_cast<int64_t>(i % per));
+      }
+      write_npy(o.out, all);
+    } else {
+      const Explanation& e = results.at(0);
+      write_png(o.out, visualize(pictures[e.method], e.values, input_image(samples[e.sample])));
+      records[0].outputs.push_back(o.out);
+    }
+  } else {
+    manifest = (fs::path(o.out) / "manifest.json").string();
+    fs::create_directories(o.out);
+    const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
+    const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
+    const bool several_targets = targets.kind != TargetSelection::Kind::max;
+    const std::vector<std::string> stems = output_stems(loaded.inputs);
+    std::vector<std::vector<Image>> rows(samples.size());
+    for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
+    for (size_t k = 0; k < results.size(); ++k) {
+      const Explanation& e = results[k];
+      std::string name = stems[e.sample] + "__" + file_safe(specs[e.method].text());
+      if (several_targets) name += "__class" + std::to_string(e.target);
+      const std::string base = (fs::path(o.out) / name).string();
+      if (save_npy) {
+        ledger.claim(base + ".npy");
+        write_npy(base + ".npy", e.values);
+        records[k].outputs.push_back(base + ".npy");
+      }
+      if (!save_png && o.grid.empty()) continue;
+      const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
+      if (save_png) {
+        ledger.claim(base + ".png");
+        write_png(base + ".png", picture);
+        records[k].outputs.push_back(base + ".png");
+      }
+      rows[e.sample].push_back(picture);
+    }
+    if (!o.grid.empty()) {
+      ledger.claim(o.grid);
+      write_png(o.grid, grid(rows));
+    }
+  }
+  ledger.claim(manifest);
+  const nlohmann::json manifest_content = manifest_json(o.model, records);
+  write_json(manifest, manifest_content);
+  if (o.json) {
+    printed.update(manifest_content);
+    printed["manifest"] = manifest;
+    std::cout << printed.dump() << "\n";
     return;
   }
-  fs::create_directories(o.out);
-  const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
-  const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
-  const bool several_targets = targets.kind != TargetSelection::Kind::max;
-  std::vector<std::vector<Image>> rows(samples.size());
-  for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
-  for (const Explanation& e : results) {
-    std::string name =
-        file_safe(stem_of(loaded.inputs[e.sample].name)) + "__" + file_safe(specs[e.method].text());
-    if (several_targets) name += "__class" + std::to_string(e.target);
-    const fs::path base = fs::path(o.out) / name;
-    if (save_npy) write_npy(base.string() + ".npy", e.values);
-    if (!save_png && o.grid.empty()) continue;
-    const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
-    if (save_png) write_png(base.string() + ".png", picture);
-    rows[e.sample].push_back(picture);
-  }
-  if (!o.grid.empty()) write_png(o.grid, grid(rows));
-  std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) to "
-            << o.out << "\n";
+  print_summary(loaded.inputs, results, records);
+  std::cout << "wrote " << results.size() << " explanation(s) of " << samples.size() << " input(s) in "
+            << ledger.files().size() - 1 << " file(s) to " << o.out << " (manifest " << manifest << ")\n";
 }
 
 }  // namespace
@@ -221,20 +409,25 @@ void add_explain_command(CLI::App& app) {
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();
   cmd->add_option("--method,-m", options->methods,
-                  "Method NAME[:key=value,...] (repeatable; see sieve methods)")
-      ->required();
-  cmd->add_option("--target", options->target, "max (predicted class), a class index, a list 1,4,7, or all");
+                  "Method NAME[:key=value,...], one per flag (repeatable; see sieve methods)")
+      ->required()
+      ->allow_extra_args(false);
+  cmd->add_option("--target", options->target,
+                  "max (predicted class), a class index or name, a list 1,4,7, or all");
   cmd->add_option(
       "--out,-o", options->out,
       "Output: FILE.npy (one method) or a directory (optional with --explain-rules/--conservation)");
-  cmd->add_option("--save", options->save, "What to write into a directory: npy, png")->delimiter(',');
+  cmd->add_option("--save", options->save, "What to write into a directory: npy, png")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option("--viz", options->viz,
                   "Picture: heatmap, graymap, projection, scale_input, blend (default: per method)");
   cmd->add_option("--grid", options->grid,
                   "Also write one PNG grid: a row per input, the input then each method");
   cmd->add_option("--rule", options->rules,
                   "Relevance methods: PREDICATE:RULE[:key=value,...] ahead of the preset, e.g. "
-                  "Conv:gamma:gamma=0.25, first:z_box, Gemm:epsilon:epsilon=0.1 (repeatable)");
+                  "Conv:gamma:gamma=0.25, first:z_box, Gemm:epsilon:epsilon=0.1, one per flag (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--composite", options->composite,
                   "Relevance methods: a JSON composite ahead of the preset");
   cmd->add_option("--patterns", options->patterns,
@@ -243,7 +436,11 @@ void add_explain_command(CLI::App& app) {
                 "Print the rule each node of a relevance method gets");
   cmd->add_flag("--conservation", options->conservation,
                 "Print the relevance entering and leaving every layer (sums, means over the inputs)");
+  cmd->add_flag(
+      "--json", options->json,
+      "Print one JSON object: the manifest's records, and the rules and conservation tables if asked");
   add_input_options(cmd, options->input);
+  add_skip_unreadable_option(cmd, options->input);
   cmd->callback([options] { run_explain(*options); });
 }
 

@@ -33,6 +33,7 @@ void run_fit(const FitOptions& o) {
       file.data_description += (file.data_description.empty() ? "" : " + ") + part.data_description;
     }
   } else {
+    check_preprocessing_applies(o.data, o.input);
     const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input);
     InputStream data(o.data, resolved.preprocessing, model.input_shapes().at(0));
     Progress progress("fitting patterns");
@@ -55,7 +56,8 @@ void add_fit_patterns_command(CLI::App& app) {
   CLI::App* cmd =
       app.add_subcommand("fit-patterns", "Learn PatternNet / PatternAttribution patterns from data");
   cmd->add_option("model", options->model, "ONNX model file")->required();
-  cmd->add_option("--data", options->data, "Training data: .npy, IDX files, PNG/JPEG files or directories");
+  cmd->add_option("--data", options->data,
+                  "Training data: .npy, IDX files, PNG/JPEG files or directories; FILE[a:b] for a slice");
   cmd->add_option("--merge", options->merge, "Pattern files of the same model to merge (instead of --data)");
   cmd->add_option("--type", options->type, "relu (two-component, default), linear or linear_last");
   cmd->add_option("--out,-o", options->out, "Pattern file to write (.safetensors)")->required();

@@ -18,13 +18,20 @@ struct InputOptions {
   std::string profile;  // explicit profile file; default MODEL.json when present
   bool no_profile = false;
   std::string color;
-  std::optional<float> scale;
+  std::string scale;  // a number or a fraction, e.g. 1/255
   std::vector<float> mean, std;
   std::vector<float> raw_range;
+  std::string resize, crop, interpolation;
   int64_t batch = 32;
+  bool skip_unreadable = false;
 };
 
 void add_input_options(CLI::App* cmd, InputOptions& o);
+// Integer options with a lower bound, and positive real options, with plain messages.
+CLI::Validator at_least(long long min);
+CLI::Validator positive_real();
+// --skip-unreadable, for the commands that read every input up front (predict, explain).
+void add_skip_unreadable_option(CLI::App* cmd, InputOptions& o);
 
 struct LoadedInputs {
   std::optional<ModelProfile> profile;
@@ -35,7 +42,11 @@ struct LoadedInputs {
 // Profile (unless disabled) + command-line overrides → preprocessing (no inputs read yet).
 LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o);
 
+// Throws when --scale/--mean/--std are given with .npy inputs, which are taken as they are.
+void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o);
+
 // Profile (unless disabled) + command-line overrides → preprocessing → the inputs, one sample each.
+// Files skipped with --skip-unreadable are counted and named on stderr.
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
                              const std::vector<std::string>& paths, const InputOptions& o);
 

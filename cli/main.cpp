@@ -2,9 +2,59 @@
 #include <string>
 
 #include "commands.hpp"
+#include "sieve/error.hpp"
+
+namespace {
+
+// One line per error, even when a library (e.g. the ONNX checker) wrote several.
+std::string one_line(std::string message) {
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  while (!message.empty() && message.back() == ' ') message.pop_back();
+  return message;
+}
+
+// "did you mean" for a mistyped subcommand or option: the first command-line word that names neither,
+// matched against the subcommands or the options of the subcommand given.
+std::string suggestion(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> commands;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    commands.push_back(sub->get_name());
+  if (argc < 2) return "";
+  const std::string command = argv[1];
+  if (command.empty() || command[0] == '-') return "";
+  const CLI::App* sub = nullptr;
+  for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (s->get_name() == command) sub = s;
+  }
+  if (sub == nullptr) {
+    const std::string near = sieve::closest_match(command, commands);
+    return near.empty() ? "" : " (did you mean '" + near + "'?)";
+  }
+  std::vector<std::string> flags;
+  for (const CLI::Option* o : sub->get_options([](const CLI::Option*) { return true; })) {
+    for (const std::string& l : o->get_lnames()) flags.push_back("--" + l);
+    for (const std::string& s : o->get_snames()) flags.push_back("-" + s);
+  }
+  for (int i = 2; i < argc; ++i) {
+    std::string word = argv[i];
+    if (word.size() < 2 || word[0] != '-' || std::isdigit(static_cast<unsigned char>(word[1])) ||
+        word[1] == '.')
+      continue;
+    word = word.substr(0, word.find('='));
+    if (std::find(flags.begin(), flags.end(), word) != flags.end()) continue;
+    const std::string near = sieve::closest_match(word, flags);
+    return near.empty() ? "" : " (did you mean '" + near + "'?)";
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"sieve: explain the predictions of neural networks stored as ONNX models"};
+  app.set_version_flag("--version", std::string("sieve ") + SIEVE_VERSION);
   app.require_subcommand(1);
   sieve::cli::add_info_command(app);
   sieve::cli::add_predict_command(app);
@@ -15,14 +65,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "sieve: error: " << one_line(e.what()) << suggestion(app, argc, argv) << "\n";
+    return 1;
   } catch (const std::exception& e) {
-    // One line per error, even when a library (e.g. the ONNX checker) wrote several.
-    std::string message = e.what();
-    for (char& c : message) {
-      if (c == '\n') c = ' ';
-    }
-    std::cerr << "sieve: error: " << message << "\n";
+    std::cerr << "sieve: error: " << one_line(e.what()) << "\n";
     return 1;
   }
   return 0;

@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "input_options.hpp"
 #include "sieve/predict.hpp"
+#include "sieve/results.hpp"
 
 namespace sieve::cli {
 namespace {
@@ -30,21 +31,35 @@ void run_predict(const PredictOptions& o) {
   };
 
   if (o.json) {
-    nlohmann::json j{{"model", o.model}, {"predictions", nlohmann::json::array()}};
+    nlohmann::json j{{"model", o.model},
+                     {"class_names", names.empty() ? nlohmann::json(nullptr) : nlohmann::json(names)},
+                     {"predictions", nlohmann::json::array()}};
     for (size_t i = 0; i < predictions.size(); ++i) {
-      nlohmann::json top = nlohmann::json::array();
-      for (const auto& [c, logit] : predictions[i].top) top.push_back({c, logit});
-      j["predictions"].push_back(
-          {{"input", loaded.inputs[i].name}, {"logits", predictions[i].logits}, {"top", top}});
+      const std::vector<double> probabilities = softmax(predictions[i].logits);
+      nlohmann::json top = nlohmann::json::array(), classes = nlohmann::json::array();
+      for (const auto& [c, logit] : predictions[i].top) {
+        top.push_back({c, logit});
+        const std::string name = class_name(c);
+        classes.push_back({{"class", c},
+                           {"name", name.empty() ? nlohmann::json(nullptr) : nlohmann::json(name)},
+                           {"logit", logit},
+                           {"probability", probabilities[static_cast<size_t>(c)]}});
+      }
+      j["predictions"].push_back({{"input", loaded.inputs[i].name},
+                                  {"logits", predictions[i].logits},
+                                  {"probabilities", probabilities},
+                                  {"top", top},
+                                  {"top_classes", classes}});
     }
     std::cout << j.dump() << "\n";
     return;
   }
   for (size_t i = 0; i < predictions.size(); ++i) {
+    const std::vector<double> probabilities = softmax(predictions[i].logits);
     std::cout << loaded.inputs[i].name << "\n";
     for (const auto& [c, logit] : predictions[i].top) {
       std::cout << "  " << std::setw(5) << c << "  " << std::fixed << std::setprecision(4) << std::setw(10)
-                << logit;
+                << logit << std::setw(9) << probabilities[static_cast<size_t>(c)];
       const std::string name = class_name(c);
       if (!name.empty()) std::cout << "  " << name;
       std::cout << "\n";
@@ -60,9 +75,10 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();
-  cmd->add_option("--top", options->top, "Number of top classes to show")->check(CLI::PositiveNumber);
+  cmd->add_option("--top", options->top, "Number of top classes to show")->check(at_least(1));
   cmd->add_flag("--json", options->json, "Print one JSON object");
   add_input_options(cmd, options->input);
+  add_skip_unreadable_option(cmd, options->input);
   cmd->callback([options] { run_predict(*options); });
 }
 

@@ -12,8 +12,11 @@ namespace sieve::cli {
 class Progress {
  public:
   explicit Progress(std::string label) : label_(std::move(label)), start_(std::chrono::steady_clock::now()) {}
-  ~Progress() {
+  ~Progress() { finish(); }
+  // Ends the bar's line, so that what is printed next starts on a line of its own.
+  void finish() {
     if (shown_) std::fputc('\n', stderr);
+    shown_ = false;
   }
   void update(size_t done, size_t total) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -22,8 +22,36 @@ struct QualityOptions {
   std::vector<std::string> data, eval;
   uint64_t seed = 0;
   double ridge = kQualityRidge;
+  bool allow_overlap = false;
   InputOptions input;
 };
+
+// The three splits (patterns, --data, --eval) must not share samples: the same file with overlapping
+// ranges is an error unless --allow-overlap.
+void check_disjoint_splits(const QualityOptions& o, const std::string& pattern_data) {
+  std::vector<std::pair<std::string, std::string>> splits;  // (which split, data argument)
+  // The pattern file lists its data as "A, B" (one fit) and "X + Y" (merged fits).
+  std::string listed = pattern_data;
+  for (size_t at = listed.find(" + "); at != std::string::npos; at = listed.find(" + "))
+    listed.replace(at, 3, ", ");
+  for (size_t begin = 0; begin < listed.size();) {
+    const size_t end = std::min(listed.find(", ", begin), listed.size());
+    splits.emplace_back("the patterns' data", listed.substr(begin, end - begin));
+    begin = end + 2;
+  }
+  for (const std::string& d : o.data) splits.emplace_back("--data", d);
+  for (const std::string& e : o.eval) splits.emplace_back("--eval", e);
+  for (size_t i = 0; i < splits.size(); ++i) {
+    for (size_t j = i + 1; j < splits.size(); ++j) {
+      if (splits[i].first == splits[j].first) continue;
+      if (!slices_overlap(parse_data_slice(splits[i].second), parse_data_slice(splits[j].second))) continue;
+      throw Error(splits[i].first + " " + splits[i].second + " and " + splits[j].first + " " +
+                  splits[j].second +
+                  " share samples; give disjoint slices such as FILE[0:1000] and FILE[1000:2000], or "
+                  "--allow-overlap");
+    }
+  }
+}
 
 std::string describe(QualityOutput output) {
   return output == QualityOutput::pre ? "pre: t = y = wᵀx" : "post: t = relu(wᵀx + b)";
@@ -217,6 +245,9 @@ void run_quality(const QualityOptions& o) {
   }
   const Model model = Model::load(o.model);
   const PatternFile patterns = read_pattern_file_for(o.patterns, model);
+  if (!o.allow_overlap) check_disjoint_splits(o, patterns.data_description);
+  check_preprocessing_applies(o.data, o.input);
+  check_preprocessing_applies(o.eval, o.input);
   const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input);
   // Both streams first, so a missing or unfitting file is reported before any work.
   InputStream fit_data(o.data, resolved.preprocessing, model.input_shapes().at(0));
@@ -273,8 +304,11 @@ void add_signal_quality_command(CLI::App& app) {
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_option("--patterns", options->patterns, "Pattern file of this model (sieve fit-patterns), split 1")
       ->required();
-  cmd->add_option("--data", options->data, "Data to fit the projection v on (split 2)")->required();
-  cmd->add_option("--eval", options->eval, "Data to measure the correlation on (split 3)")->required();
+  cmd->add_option("--data", options->data, "Data to fit the projection v on (split 2); FILE[a:b] for a slice")
+      ->required();
+  cmd->add_option("--eval", options->eval,
+                  "Data to measure the correlation on (split 3); FILE[a:b] for a slice")
+      ->required();
   cmd->add_option("--output", options->output,
                   "The neuron output t: pre (y = wᵀx), post (relu(wᵀx + b)) or both (default)")
       ->check(CLI::IsMember({"pre", "post", "both"}));
@@ -283,7 +317,9 @@ void add_signal_quality_command(CLI::App& app) {
   cmd->add_option("--svg", options->svg, "Write a line plot of the mean rho per layer (SVG)");
   cmd->add_option("--seed", options->seed, "Seed of the random directions (default 0)");
   cmd->add_option("--ridge", options->ridge, "Ridge factor r: lambda = r * trace(Sigma_x) / D (default 1e-6)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_real());
+  cmd->add_flag("--allow-overlap", options->allow_overlap,
+                "Accept splits that share samples (the same file with overlapping ranges)");
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_quality(*options); });
 }

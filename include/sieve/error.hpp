@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sieve {
 
@@ -11,5 +12,9 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
+
+// The candidate nearest to `word` by edit distance when it is close enough to be a likely typo
+// (at most a third of the word's length, and at most 3 edits), for "did you mean" hints; empty otherwise.
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace sieve

@@ -137,4 +137,43 @@ Image resize_bilinear(const Image& image, int width, int height) {
   return out;
 }
 
+Image resize_nearest(const Image& image, int width, int height) {
+  if (image.width == width && image.height == height) return image;
+  check_size("resize", width, height);
+  Image out{width, height, image.channels, {}};
+  out.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) *
+                    static_cast<size_t>(image.channels));
+  const double sx = static_cast<double>(image.width) / width, sy = static_cast<double>(image.height) / height;
+  for (int y = 0; y < height; ++y) {
+    const int ys = std::min(static_cast<int>((y + 0.5) * sy), image.height - 1);
+    for (int x = 0; x < width; ++x) {
+      const int xs = std::min(static_cast<int>((x + 0.5) * sx), image.width - 1);
+      std::memcpy(&out.pixels[static_cast<size_t>((y * width + x) * image.channels)],
+                  &image.pixels[static_cast<size_t>((ys * image.width + xs) * image.channels)],
+                  static_cast<size_t>(image.channels));
+    }
+  }
+  return out;
+}
+
+Image center_crop(const Image& image, int width, int height) {
+  if (width > image.width || height > image.height) {
+    throw Error("cannot crop " + std::to_string(width) + "x" + std::to_string(height) + " from an image of " +
+                std::to_string(image.width) + "x" + std::to_string(image.height));
+  }
+  check_size("crop", width, height);
+  const int x0 = (image.width - width) / 2, y0 = (image.height - height) / 2;
+  Image out{width, height, image.channels, {}};
+  const size_t row = static_cast<size_t>(width) * static_cast<size_t>(image.channels);
+  out.pixels.resize(row * static_cast<size_t>(height));
+  for (int y = 0; y < height; ++y) {
+    std::memcpy(&out.pixels[static_cast<size_t>(y) * row],
+                &image.pixels[(static_cast<size_t>(y0 + y) * static_cast<size_t>(image.width) +
+                               static_cast<size_t>(x0)) *
+                              static_cast<size_t>(image.channels)],
+                row);
+  }
+  return out;
+}
+
 }  // namespace sieve

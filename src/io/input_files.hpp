@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "sieve/io/inputs.hpp"
 #include "sieve/tensor.hpp"
 
 namespace sieve::detail {
@@ -16,12 +18,19 @@ enum class InputKind { npy, idx, image };
 struct InputFile {
   std::string path;
   InputKind kind = InputKind::image;
+  int64_t begin = 0, end = -1;  // the samples [begin, end) of a batch file; end -1: to the end
 };
 
-// The files one path stands for: a directory's PNG / JPEG files (recognized by content) sorted by name,
-// else the path itself, classified by its extension (.npy; -ubyte, .idx, .gz; anything else is an
-// image). Throws sieve::Error for a missing path or a directory without images.
-std::vector<InputFile> expand_input_path(const std::string& path);
+// The samples [begin, end) of a file holding `count`, with end -1 resolved; throws sieve::Error naming
+// `name` for a range outside the file.
+std::pair<int64_t, int64_t> slice_rows(const InputFile& file, int64_t count, const std::string& name);
+
+// The files one path stands for: a directory's files sorted by name, each a PNG / JPEG image
+// (recognized by content), else the path itself, classified by its extension (.npy; -ubyte, .idx, .gz;
+// anything else is an image). A directory entry that is not an image (another file, a subdirectory) is
+// an error naming it, unless `unreadable` asks to skip it (then it is listed there). Throws
+// sieve::Error for a missing path or a directory without images.
+std::vector<InputFile> expand_input_path(const std::string& path, UnreadableFiles* unreadable = nullptr);
 
 // True when `sample` has the rank of `declared` and equals it wherever `declared` is not dynamic (< 0).
 bool dims_match(const Shape& sample, const Shape& declared);

@@ -14,8 +14,10 @@ using nlohmann::json;
 void only_keys(const json& j, const std::vector<std::string>& allowed, const std::string& where) {
   if (!j.is_object()) throw Error(where + " must be a JSON object");
   for (const auto& [key, value] : j.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-      throw Error(where + ": unknown key '" + key + "'");
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    const std::string near = closest_match(key, allowed);
+    throw Error(where + ": unknown key '" + key + "'" +
+                (near.empty() ? "" : " (did you mean '" + near + "'?)"));
   }
 }
 
@@ -47,7 +49,8 @@ ModelProfile read_profile(const std::string& path) {
     if (j.contains("class_names")) profile.class_names = j["class_names"].get<std::vector<std::string>>();
     if (j.contains("preprocessing")) {
       const json& p = j["preprocessing"];
-      only_keys(p, {"color", "scale", "mean", "std", "raw_range"}, path + ": preprocessing");
+      only_keys(p, {"color", "scale", "mean", "std", "raw_range", "resize", "crop", "interpolation"},
+                path + ": preprocessing");
       Preprocessing pre;
       if (p.contains("color")) {
         const std::string c = p["color"].get<std::string>();
@@ -55,7 +58,20 @@ ModelProfile read_profile(const std::string& path) {
           throw Error(path + ": preprocessing.color must be rgb, bgr or grayscale");
         pre.color = c == "rgb" ? ColorOrder::rgb : c == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
       }
-      if (p.contains("scale")) pre.scale = p["scale"].get<float>();
+      if (p.contains("scale")) {
+        pre.scale = p["scale"].is_string()
+                        ? parse_number(p["scale"].get<std::string>(), path + ": preprocessing.scale")
+                        : p["scale"].get<float>();
+      }
+      auto size_text = [&](const char* key) {
+        const json& v = p[key];
+        return v.is_number_integer() ? std::to_string(v.get<int64_t>()) : v.get<std::string>();
+      };
+      if (p.contains("resize")) parse_resize(size_text("resize"), pre, path + ": preprocessing.resize");
+      if (p.contains("crop")) parse_crop(size_text("crop"), pre, path + ": preprocessing.crop");
+      if (p.contains("interpolation"))
+        pre.interpolation = parse_interpolation(p["interpolation"].get<std::string>(),
+                                                path + ": preprocessing.interpolation");
       if (p.contains("mean")) pre.mean = floats(p["mean"], path + ": preprocessing.mean");
       if (p.contains("std")) pre.std = floats(p["std"], path + ": preprocessing.std");
       if (p.contains("raw_range")) {
@@ -85,6 +101,21 @@ std::optional<ModelProfile> find_profile(const std::string& model_path) {
   const std::string path = model_path + ".json";
   if (!std::filesystem::exists(path)) return std::nullopt;
   return read_profile(path);
+}
+
+void check_profile_fits(const ModelProfile& profile, const std::string& path, int64_t channels,
+                        int64_t classes) {
+  if (classes > 0 && !profile.class_names.empty() &&
+      static_cast<int64_t>(profile.class_names.size()) != classes) {
+    throw Error(path + ": class_names has " + std::to_string(profile.class_names.size()) +
+                " names but the model has " + std::to_string(classes) + " outputs");
+  }
+  if (channels > 0 && profile.input_range) {
+    const int64_t n = static_cast<int64_t>(profile.input_range->low.size());
+    if (n != 1 && n != channels)
+      throw Error(path + ": input_range has " + std::to_string(n) + " values per bound for a model with " +
+                  std::to_string(channels) + " input channels");
+  }
 }
 
 }  // namespace sieve

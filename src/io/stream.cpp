@@ -22,7 +22,8 @@ constexpr int64_t kChunkBytes = int64_t{1} << 20;
 // One input file and what its header said.
 struct Source {
   detail::InputFile file;
-  int64_t count = 0;  // samples in the file
+  int64_t begin = 0;  // the first sample read (a slice FILE[a:b] starts later)
+  int64_t count = 0;  // the end of the samples read: the file's count, or the slice's end
   Shape sample;       // their shape; for images known only once decoded
   detail::NpyHeader npy;
   bool npy_batch = false;  // [N, ...sample] rather than one sample
@@ -87,7 +88,7 @@ struct InputStream::Impl {
       npy_in.clear();
       idx_values = Tensor();
       ++current;
-      row = 0;
+      row = current < sources.size() ? sources[current].begin : 0;
     }
   }
 
@@ -171,7 +172,13 @@ struct InputStream::Impl {
         }
         case detail::InputKind::image: {
           k = 1;
-          const Tensor t = image_to_tensor(read_image(s.file.path), p, sample[0], sample[1], sample[2]);
+          Tensor t;
+          try {
+            t = image_to_tensor(read_image(s.file.path), p, sample[0], sample[1], sample[2]);
+          } catch (const Error& e) {
+            const std::string message = e.what();
+            throw Error(message.rfind(s.file.path, 0) == 0 ? message : s.file.path + ": " + message);
+          }
           float* into = place(Shape(t.shape().begin() + 1, t.shape().end()), s.file.path);
           std::copy_n(t.data(), t.size(), into);
           break;
@@ -222,11 +229,15 @@ InputStream::InputStream(const std::vector<std::string>& paths, const Preprocess
           source.count = 1;
           break;
       }
+      const auto [begin, end] = detail::slice_rows(file, source.count, file.path);
+      source.begin = begin;
+      source.count = end;
       source.file = std::move(file);
-      s.total += source.count;
+      s.total += source.count - source.begin;
       s.sources.push_back(std::move(source));
     }
   }
+  s.row = s.sources.empty() ? 0 : s.sources[0].begin;
   s.skip_finished();
 }
 

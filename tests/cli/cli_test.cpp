@@ -103,6 +103,7 @@ TEST(Cli, PredictReproducesReferenceLogits) {
 TEST(Cli, ExplainWritesArraysAndPictures) {
   const fs::path out = temp("explain_out");
   fs::remove_all(out);
+  fs::create_directories(out);
   const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
   CliRun r =
       sieve_cli("explain " + model + " " + inputs + " --method gradient --out " + (out / "g.npy").string());
@@ -112,8 +113,8 @@ TEST(Cli, ExplainWritesArraysAndPictures) {
                 " -m gradient -m integrated_gradients:steps=8 --target 3 --out " + out.string() + " --grid " +
                 (out / "grid.png").string());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(fs::exists(out / "cnn_inputs_0__gradient__class3.npy"));
-  EXPECT_TRUE(fs::exists(out / "cnn_inputs_15__integrated_gradients_steps_8__class3.png"));
+  EXPECT_TRUE(fs::exists(out / "cnn_inputs.npy_00__gradient__class3.npy"));
+  EXPECT_TRUE(fs::exists(out / "cnn_inputs.npy_15__integrated_gradients_steps_8__class3.png"));
   const Image g = read_image((out / "grid.png").string());
   EXPECT_GT(g.width, 3 * 28);
   EXPECT_GT(g.height, 16 * 28);

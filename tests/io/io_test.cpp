@@ -199,8 +199,13 @@ TEST(Inputs, SplitsBatchesReadsDirectoriesAndRejectsNaN) {
   fs::create_directories(dir);
   write_png((dir / "b.png").string(), gradient_image(4, 4, 3));
   write_png((dir / "a.png").string(), gradient_image(8, 8, 3));
-  write_bytes(dir / "notes.txt", "ignored");
-  const auto images = load_inputs({dir.string()}, {}, {1, 3, 4, 4});
+  write_bytes(dir / "notes.txt", "not an image");
+  // A file that is not an image is an error naming it, unless unreadable files are skipped.
+  expect_error([&] { load_inputs({dir.string()}, {}, {1, 3, 4, 4}); }, (dir / "notes.txt").string());
+  UnreadableFiles unreadable;
+  unreadable.skip = true;
+  const auto images = load_inputs({dir.string()}, {}, {1, 3, 4, 4}, &unreadable);
+  EXPECT_EQ(unreadable.skipped, std::vector<std::string>{(dir / "notes.txt").string()});
   ASSERT_EQ(images.size(), 2u);
   EXPECT_EQ(fs::path(images[0].name).filename(), "a.png");
   EXPECT_EQ(images[0].tensor.shape(), (Shape{1, 3, 4, 4}));

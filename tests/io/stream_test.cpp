@@ -146,13 +146,12 @@ TEST(InputStream, IdxFilesMatchLoadInputs) {
 TEST(InputStream, DirectoriesOfImagesMatchLoadInputs) {
   const fs::path dir = temp("pngs");
   fs::create_directories(dir);
-  // Created out of name order, of different sizes (resized to the model's 5×6), plus a file to skip.
+  // Created out of name order, of different sizes (resized to the model's 5×6).
   const std::vector<std::string> names = {"d.png", "a.png", "e.png", "c.png", "b.png"};
   for (size_t i = 0; i < names.size(); ++i) {
     write_png((dir / names[i]).string(),
               test_image(4 + static_cast<int>(i), 3 + static_cast<int>(i) * 2, 3, static_cast<int>(i)));
   }
-  write_bytes(dir / "readme.txt", "not an image");
   Preprocessing p;
   p.mean = {0.485f, 0.456f, 0.406f};
   p.std = {0.229f, 0.224f, 0.225f};
@@ -294,6 +293,12 @@ TEST(InputStream, ErrorsNameTheFile) {
         InputStream({temp("bad-ubyte").string()}, {}, {-1, 1, 3, 4});
       },
       {temp("bad-ubyte").string(), "bad magic"});
+  const fs::path with_text = temp("images_and_text");
+  fs::create_directories(with_text);
+  write_png((with_text / "a.png").string(), test_image(4, 4, 3, 0));
+  write_bytes(with_text / "readme.txt", "not an image");
+  expect_error([&] { InputStream({with_text.string()}, {}, {-1, 3, 4, 4}); },
+               {(with_text / "readme.txt").string(), "not a PNG or JPEG image"});
   const fs::path empty_dir = temp("no_images");
   fs::create_directories(empty_dir);
   expect_error([&] { InputStream({empty_dir.string()}, {}, {-1, 3, 4, 4}); }, {"without PNG or JPEG"});

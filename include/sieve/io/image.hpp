@@ -18,5 +18,10 @@ Image read_image(const std::string& path);
 void write_png(const std::string& path, const Image& image);
 // Bilinear resampling with half-pixel centers.
 Image resize_bilinear(const Image& image, int width, int height);
+// Nearest-neighbour resampling with half-pixel centers.
+Image resize_nearest(const Image& image, int width, int height);
+// The centre width×height of an image at least that large (an odd margin leaves the extra pixel at the
+// right or bottom); throws sieve::Error for a crop larger than the image.
+Image center_crop(const Image& image, int width, int height);
 
 }  // namespace sieve

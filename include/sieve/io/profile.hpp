@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,11 @@ struct ModelProfile {
 };
 
 ModelProfile read_profile(const std::string& path);
+// Throws sieve::Error naming `path` when the profile does not fit a model with `channels` input
+// channels and `classes` outputs (each ignored when not positive): class_names of another length, an
+// input_range with neither one value nor one per channel.
+void check_profile_fits(const ModelProfile& profile, const std::string& path, int64_t channels,
+                        int64_t classes);
 // The profile next to a model (model_path + ".json"), if there is one.
 std::optional<ModelProfile> find_profile(const std::string& model_path);
 
