@@ -1,7 +1,5 @@
 #include <algorithm>
-#include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 
 #include "analyzers/gradient_family.hpp"
 #include "patterns/pattern_analyzers.hpp"
@@ -107,35 +105,7 @@ const std::vector<MethodInfo>& available_methods() {
   return infos;
 }
 
-namespace {
-
-// The keys of a JSON composite file, so that a misspelt key ("param") is an error rather than a field
-// silently ignored; everything else about the file is checked where it is read.
-void check_composite_keys(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return;
-  const nlohmann::json j = nlohmann::json::parse(file, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return;
-  auto check = [&](const nlohmann::json& object, const std::vector<std::string>& allowed,
-                   const std::string& where) {
-    for (const auto& [key, value] : object.items()) {
-      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-      const std::string near = closest_match(key, allowed);
-      throw Error(path + ": unknown key '" + key + "'" + where +
-                  (near.empty() ? "" : " (did you mean '" + near + "'?)"));
-    }
-  };
-  check(j, {"rules"}, "");
-  if (!j.contains("rules") || !j["rules"].is_array()) return;
-  for (const nlohmann::json& entry : j["rules"]) {
-    if (entry.is_object()) check(entry, {"match", "rule", "params"}, " in rule " + entry.dump());
-  }
-}
-
-}  // namespace
-
 std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context) {
-  if (!context.composite_file.empty()) check_composite_keys(context.composite_file);
   for (const Entry& e : registry()) {
     if (e.info.name != spec.name) continue;
     analyzers::Params params(spec);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sieve/error.hpp"
+#include "sieve/json_keys.hpp"
 
 namespace sieve {
 namespace {
@@ -13,12 +14,7 @@ using nlohmann::json;
 
 void only_keys(const json& j, const std::vector<std::string>& allowed, const std::string& where) {
   if (!j.is_object()) throw Error(where + " must be a JSON object");
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-    const std::string near = closest_match(key, allowed);
-    throw Error(where + ": unknown key '" + key + "'" +
-                (near.empty() ? "" : " (did you mean '" + near + "'?)"));
-  }
+  reject_unknown_keys(j, allowed, where);
 }
 
 std::vector<float> floats(const json& j, const std::string& where) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sieve/error.hpp"
+#include "sieve/json_keys.hpp"
 #include "sieve/lrp.hpp"
 #include "sieve/op_spec.hpp"
 
@@ -85,6 +86,7 @@ Composite Composite::read_json(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON: " + e.what());
   }
+  if (j.is_object()) reject_unknown_keys(j, {"rules"}, path);
   if (!j.is_object() || !j.contains("rules") || !j["rules"].is_array())
     throw Error(path +
                 ": a composite is {\"rules\": [{\"match\": ..., \"rule\": ..., \"params\": {...}}, ...]}");
@@ -93,6 +95,7 @@ Composite Composite::read_json(const std::string& path) {
     if (!e.is_object() || !e.contains("match") || !e["match"].is_string() || !e.contains("rule") ||
         !e["rule"].is_string())
       throw Error(path + ": every rule needs string fields \"match\" and \"rule\": " + e.dump());
+    reject_unknown_keys(e, {"match", "rule", "params"}, path, " in rule " + e.dump());
     std::string rule = e["rule"].get<std::string>();
     if (e.contains("params")) {
       if (!e["params"].is_object()) throw Error(path + ": \"params\" must be an object: " + e.dump());
