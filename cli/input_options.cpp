@@ -4,21 +4,16 @@
 #include <iostream>
 
 #include "sieve/error.hpp"
+#include "sieve/parse.hpp"
 
 namespace sieve::cli {
 
 CLI::Validator at_least(long long min) {
   return CLI::Validator(
       [min](std::string& text) -> std::string {
-        size_t used = 0;
-        long long v = 0;
-        try {
-          v = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (text.empty() || used != text.size()) return "'" + text + "' is not a whole number";
-        if (v < min) return "must be at least " + std::to_string(min) + ", got " + text;
+        const std::optional<int64_t> v = parse_integer(text);
+        if (!v) return "'" + text + "' is not a whole number";
+        if (*v < min) return "must be at least " + std::to_string(min) + ", got " + text;
         return "";
       },
       "INT>=" + std::to_string(min));
@@ -27,15 +22,9 @@ CLI::Validator at_least(long long min) {
 CLI::Validator positive_real() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        size_t used = 0;
-        double v = 0.0;
-        try {
-          v = std::stod(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (text.empty() || used != text.size() || !std::isfinite(v)) return "'" + text + "' is not a number";
-        if (v <= 0.0) return "must be greater than 0, got " + text;
+        const std::optional<double> v = parse_double(text);
+        if (!v) return "'" + text + "' is not a number";
+        if (*v <= 0.0) return "must be greater than 0, got " + text;
         return "";
       },
       "NUMBER>0");

@@ -1,6 +1,6 @@
 #include "analyzers/params.hpp"
 
-#include <cmath>
+#include "sieve/parse.hpp"
 
 namespace sieve::analyzers {
 
@@ -13,35 +13,23 @@ const std::string* Params::find(const std::string& key) {
 double Params::number(const std::string& key, double fallback, double min, double max) {
   const std::string* v = find(key);
   if (v == nullptr) return fallback;
-  size_t used = 0;
-  double d = 0.0;
-  try {
-    d = std::stod(*v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v->size() || !std::isfinite(d) || d < min || d > max) {
+  const std::optional<double> d = parse_double(*v);
+  if (!d || *d < min || *d > max) {
     throw Error(kind_ + " '" + spec_.name + "': parameter " + key + "=" + *v + " must be a number in [" +
-                std::to_string(min) + ", " + std::to_string(max) + "]");
+                format_number(min) + ", " + format_number(max) + "]");
   }
-  return d;
+  return *d;
 }
 
 int64_t Params::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
   const std::string* v = find(key);
   if (v == nullptr) return fallback;
-  size_t used = 0;
-  int64_t i = 0;
-  try {
-    i = std::stoll(*v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v->size() || i < min || i > max) {
+  const std::optional<int64_t> i = parse_integer(*v);
+  if (!i || *i < min || *i > max) {
     throw Error(kind_ + " '" + spec_.name + "': parameter " + key + "=" + *v + " must be an integer in [" +
                 std::to_string(min) + ", " + std::to_string(max) + "]");
   }
-  return i;
+  return *i;
 }
 
 std::string Params::choice(const std::string& key, const std::string& fallback,

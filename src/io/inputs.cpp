@@ -10,6 +10,7 @@
 
 #include "io/input_files.hpp"
 #include "sieve/error.hpp"
+#include "sieve/parse.hpp"
 #include "sieve/io/idx.hpp"
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
@@ -133,10 +134,9 @@ DataSlice parse_data_slice(const std::string& text) {
   const size_t colon = range.find(':');
   auto number = [&](const std::string& part, int64_t fallback) {
     if (part.empty()) return fallback;
-    if (part.size() > 15 ||
-        !std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); }))
-      throw Error(text + ": expected a range [a:b] of sample indices, e.g. [0:1000]");
-    return static_cast<int64_t>(std::stoll(part));
+    const std::optional<int64_t> v = parse_integer(part);
+    if (!v || *v < 0) throw Error(text + ": expected a range [a:b] of sample indices, e.g. [0:1000]");
+    return *v;
   };
   if (colon == std::string::npos)
     throw Error(text + ": expected a range [a:b] of sample indices, e.g. [0:1000]");

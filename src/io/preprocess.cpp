@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "sieve/error.hpp"
+#include "sieve/parse.hpp"
 
 namespace sieve {
 namespace {
@@ -101,16 +102,9 @@ InputRange input_range(const Preprocessing& p, int64_t channels) {
 
 float parse_number(const std::string& text, const std::string& what) {
   auto decimal = [&](const std::string& part) {
-    size_t used = 0;
-    double v = 0.0;
-    try {
-      v = std::stod(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (part.empty() || used != part.size() || !std::isfinite(v))
-      throw Error(what + " '" + text + "': expected a number like 0.5, 1e-3 or 1/255");
-    return v;
+    const std::optional<double> v = parse_double(part);
+    if (!v) throw Error(what + " '" + text + "': expected a number like 0.5, 1e-3 or 1/255");
+    return *v;
   };
   const size_t slash = text.find('/');
   if (slash == std::string::npos) return static_cast<float>(decimal(text));

@@ -7,27 +7,16 @@
 #include "sieve/json_keys.hpp"
 #include "sieve/lrp.hpp"
 #include "sieve/op_spec.hpp"
+#include "sieve/parse.hpp"
 
 namespace sieve {
 namespace {
 
 int64_t read_index(const std::string& text, const std::string& whole) {
-  size_t used = 0;
-  int64_t v = -1;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || v < 0)
+  const std::optional<int64_t> v = parse_integer(text);
+  if (!v || *v < 0)
     throw Error("rule predicate '" + whole + "': expected index=K or index=K-L with layer indices K ≤ L");
-  return v;
-}
-
-std::string format_number(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
+  return *v;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "analyzers/params.hpp"
 #include "sieve/error.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/parse.hpp"
 
 namespace sieve {
 namespace {
@@ -20,16 +21,10 @@ std::vector<float> read_floats(analyzers::Params& p, const std::string& key) {
   std::stringstream s(text);
   std::string item;
   while (std::getline(s, item, ';')) {
-    size_t used = 0;
-    float v = 0.0f;
-    try {
-      v = std::stof(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || !std::isfinite(v))
+    const std::optional<double> v = parse_double(item);
+    if (!v || !std::isfinite(static_cast<float>(*v)))
       throw Error("rule parameter " + key + "=" + text + ": expected a number or numbers separated by ';'");
-    values.push_back(v);
+    values.push_back(static_cast<float>(*v));
   }
   return values;
 }
