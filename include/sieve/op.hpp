@@ -64,6 +64,9 @@ class Op {
   virtual bool is_relu() const { return false; }
   // True when the op returns its first input unchanged (Identity, inference Dropout).
   virtual bool is_identity() const { return false; }
+  // True when the op reads only the shapes of its inputs, never their values (Shape), so it can be
+  // computed at load time wherever those shapes are known.
+  virtual bool reads_only_shapes() const { return false; }
   // True when forward_relu computes relu(forward(inputs)) in one pass, so an executor can fuse the op
   // with a Relu that is the only reader of its output.
   virtual bool fuses_relu() const { return false; }

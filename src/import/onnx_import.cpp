@@ -8,14 +8,12 @@
 #include <algorithm>
 #include <map>
 
+#include "graph/canonicalize.hpp"
 #include "import/tensor_proto.hpp"
 #include "sieve/error.hpp"
 
 namespace sieve::onnx_import {
 namespace {
-
-// Constant sub-graphs larger than this stay in the graph instead of being folded at load time.
-constexpr int64_t kMaxFoldedElements = int64_t{1} << 24;
 
 Attributes convert_attributes(const onnx::NodeProto& node, const std::string& where) {
   Attributes attributes;
@@ -242,55 +240,12 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
     throw Error(name + ": " + e.what());
   }
 
-  // Fold every node whose inputs are known at load time (initializers, Constant nodes, the Shape of a
-  // value whose shape is fully known), so shape arithmetic disappears from the run-time graph.
-  std::vector<Node> kept;
-  for (Node& node : graph.nodes()) {
-    bool foldable = true;
-    std::vector<Tensor> inputs;
-    for (ValueId v : node.inputs) {
-      if (v < 0) {
-        inputs.emplace_back();
-        continue;
-      }
-      const Value& value = graph.value(v);
-      if (value.is_constant()) {
-        inputs.push_back(value.constant);
-      } else if (node.spec.op_type == "Shape" && value.shape_known &&
-                 std::all_of(value.shape.begin(), value.shape.end(), [](int64_t d) { return d >= 0; })) {
-        inputs.push_back(Tensor::uninitialized(value.shape));  // only the shape is read; pages stay untouched
-      } else {
-        foldable = false;
-        break;
-      }
-    }
-    if (foldable) {
-      std::vector<Tensor> outputs;
-      try {
-        outputs = node.op->forward(inputs);
-      } catch (const std::exception& e) {
-        const std::string message = e.what();
-        throw Error(name + ": " +
-                    (message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message));
-      }
-      bool small = true;
-      for (const Tensor& t : outputs) small = small && t.size() <= kMaxFoldedElements;
-      if (small) {
-        for (size_t k = 0; k < node.outputs.size() && k < outputs.size(); ++k) {
-          if (node.outputs[k] < 0) continue;
-          Value& out = graph.value(node.outputs[k]);
-          out.constant = outputs[k];
-          out.shape = outputs[k].shape();
-          out.shape_known = true;
-        }
-        ++report.folded_constant_nodes;
-        continue;
-      }
-    }
-    kept.push_back(std::move(node));
+  try {
+    fold_constants(graph, report);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    throw Error(name + ": " + message);
   }
-  graph.nodes() = std::move(kept);
-  graph.prune();
   return result;
 }
 

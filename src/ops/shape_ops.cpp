@@ -444,6 +444,7 @@ class ShapeOp : public Op {
         end_(spec.attributes.get_int("end", std::numeric_limits<int64_t>::max())) {}
   std::string_view type() const override { return "Shape"; }
   OpRole role(std::span<const bool>) const override { return OpRole::shape_only; }
+  bool reads_only_shapes() const override { return true; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Shape& s = inputs[0].shape();
