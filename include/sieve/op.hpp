@@ -64,6 +64,9 @@ class Op {
   virtual bool is_relu() const { return false; }
   // True when the op returns its first input unchanged (Identity, inference Dropout).
   virtual bool is_identity() const { return false; }
+  // True when the output is slices of input 0 along its first axis picked by the integer indices of
+  // input 1 (Gather on axis 0): with a constant input 0, an embedding lookup, where token ids are explained.
+  virtual bool is_table_lookup() const { return false; }
   // True when forward_relu computes relu(forward(inputs)) in one pass, so an executor can fuse the op
   // with a Relu that is the only reader of its output.
   virtual bool fuses_relu() const { return false; }

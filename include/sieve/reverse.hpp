@@ -16,8 +16,9 @@ namespace sieve {
 // the values sent to its inputs (an empty tensor where nothing flows).
 using BackwardMapping = std::function<std::vector<Tensor>(const Node& node, const VjpArgs& args)>;
 
-// Which nodes lie between the model input and the explained output, and which forward values the
-// reverse pass reads. Computed once per graph and output.
+// Which nodes lie between the explained value (a model input, or a computed value such as an embedding
+// lookup's output) and the explained output, and which forward values the reverse pass reads. Computed
+// once per graph and output.
 class ReversePlan {
  public:
   ReversePlan(const Graph& graph, ValueId output, ValueId input);

@@ -29,12 +29,14 @@ ReversePlan::ReversePlan(const Graph& graph, ValueId output, ValueId input)
     : graph_(graph), output_(output), input_(input), on_path_(graph.nodes().size(), false) {
   const auto& nodes = graph.nodes();
   std::vector<bool> from_input(graph.values().size(), false), to_output(graph.values().size(), false);
+  // The explained value may be computed (an embedding lookup's output): its producer is not on the path.
+  std::vector<bool> reads_input(nodes.size(), false);
   from_input[static_cast<size_t>(input)] = true;
-  for (const Node& node : nodes) {
-    bool depends = false;
-    for (ValueId v : node.inputs) depends = depends || (v >= 0 && from_input[static_cast<size_t>(v)]);
-    for (ValueId v : node.outputs) {
-      if (v >= 0) from_input[static_cast<size_t>(v)] = depends;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (ValueId v : nodes[n].inputs)
+      reads_input[n] = reads_input[n] || (v >= 0 && from_input[static_cast<size_t>(v)]);
+    for (ValueId v : nodes[n].outputs) {
+      if (v >= 0 && v != input) from_input[static_cast<size_t>(v)] = reads_input[n];
     }
   }
   to_output[static_cast<size_t>(output)] = true;
@@ -50,7 +52,7 @@ ReversePlan::ReversePlan(const Graph& graph, ValueId output, ValueId input)
   for (size_t v = 0; v < carries_grad_.size(); ++v) carries_grad_[v] = from_input[v] && to_output[v];
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (ValueId v : nodes[n].outputs)
-      on_path_[n] = on_path_[n] || (v >= 0 && carries_grad_[static_cast<size_t>(v)]);
+      on_path_[n] = on_path_[n] || (reads_input[n] && v >= 0 && carries_grad_[static_cast<size_t>(v)]);
   }
   if (!carries_grad_[static_cast<size_t>(output)])
     throw Error("the explained output does not depend on the input");

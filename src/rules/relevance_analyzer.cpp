@@ -177,12 +177,12 @@ std::vector<ValueId> CompositeAnalyzer::trace_values(const Model& model) const {
   return keep;
 }
 
-Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const std::vector<int64_t>& targets,
+Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const Target& target,
                                   std::vector<LayerRelevance>* conservation) const {
   Plan scratch;
   const Plan& plan = plan_for(pass.model(), scratch);
-  const Tensor seed = logit_seed(pass, targets);
-  const MappingContext context{targets};
+  const Tensor seed = target.relevance_seed(pass.output());
+  const MappingContext context{target};
   std::vector<BackwardMapping> mappings(plan.treatments.size());
   for (size_t n = 0; n < plan.treatments.size(); ++n) {
     const Treatment* treatment = plan.treatments[n].get();
