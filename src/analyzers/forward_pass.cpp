@@ -5,6 +5,8 @@
 #include "sieve/analyzer.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
+#include "sieve/io/npy.hpp"
+#include "sieve/text_inputs.hpp"
 
 namespace sieve {
 
@@ -162,7 +164,7 @@ InputBinding::Feed bind_fixed(const Model& model, size_t i, const FixedInput& gi
 std::shared_ptr<const InputBinding> bind(const Model& model, const ExplainSetup& setup) {
   auto b = std::make_shared<InputBinding>();
   const std::vector<std::string>& names = model.input_names();
-  b->wrt = setup.wrt.empty() ? default_wrt(model) : index_of(names, setup.wrt, "input");
+  b->wrt = explained_input(model, setup);
   b->embedding = !model.input_is_float(b->wrt);
   b->explained = b->embedding ? embedding_lookup(model, b->wrt) : model.graph().inputs.at(b->wrt);
   b->embedding_dimensions = setup.embedding_dimensions;
@@ -231,6 +233,34 @@ BoundBatch bound_batch(const Model& model, const Tensor& input, const ExplainSet
 }
 
 }  // namespace
+
+size_t explained_input(const Model& model, const ExplainSetup& setup) {
+  return setup.wrt.empty() ? default_wrt(model) : index_of(model.input_names(), setup.wrt, "input");
+}
+
+void add_fixed_input(ExplainSetup& setup, const Model& model, const std::string& text, int64_t samples) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+    throw Error("input '" + text + "': expected NAME=FILE.npy or NAME=VALUE");
+  const std::string name = text.substr(0, eq), value = text.substr(eq + 1);
+  const Shape& declared = model.input_shapes()[index_of(model.input_names(), name, "input")];
+  const bool batched = batched_like(declared, model.input_shapes()[explained_input(model, setup)]);
+  if (value.size() > 4 && value.compare(value.size() - 4, 4, ".npy") == 0) {
+    Tensor t = read_npy(value);
+    const bool per_sample = batched && samples > 1 && t.rank() > 0 && t.dim(0) == samples;
+    setup.fixed[name] = FixedInput{std::move(t), per_sample};
+    return;
+  }
+  char* end = nullptr;
+  const double number = std::strtod(value.c_str(), &end);
+  if (end == value.c_str() || *end != '\0' || !std::isfinite(number))
+    throw Error("input '" + text + "': '" + value + "' is neither a .npy file nor a number");
+  const Shape shape = batched ? with_leading(declared, 1) : declared;
+  if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; }))
+    throw Error("input '" + name + "' of shape " + to_string(declared) +
+                " has dynamic dimensions: give it as a .npy file");
+  setup.fixed[name] = FixedInput{Tensor(shape, static_cast<float>(number)), false};
+}
 
 ForwardPass::ForwardPass(const Model& model, const Tensor& input, const std::vector<ValueId>& also_keep)
     : ForwardPass(model, input, ExplainSetup{}, {}, also_keep) {}

@@ -5,6 +5,8 @@
 #include "sieve/analyzer.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
+#include "sieve/io/npy.hpp"
+#include "sieve/text_inputs.hpp"
 
 namespace sieve {
 namespace {
@@ -170,6 +172,11 @@ std::vector<Target> TargetSelection::passes(const Tensor& output, const std::vec
   std::vector<Target> targets;
   for (std::vector<int64_t>& t : resolve(output)) targets.emplace_back(std::move(t));
   return targets;
+}
+
+TargetSelection read_target(const std::string& text) {
+  const bool file = text.size() > 4 && text.compare(text.size() - 4, 4, ".npy") == 0;
+  return file ? TargetSelection::weights(read_npy(text)) : TargetSelection::parse(text);
 }
 
 }  // namespace sieve
