@@ -10,6 +10,7 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/text_inputs.hpp"
 #include "sieve/visualize.hpp"
 
 namespace fs = std::filesystem;
@@ -28,6 +29,8 @@ struct ExplainOptions {
   std::vector<std::string> rules;
   std::string composite, patterns;
   bool explain_rules = false, conservation = false;
+  std::vector<std::string> fixed_inputs;
+  std::string wrt, output;
   InputOptions input;
 };
 
@@ -123,7 +126,9 @@ void print_conservation(const MethodSpec& spec, const RelevanceAnalyzer& analyze
 
 void run_explain(const ExplainOptions& o) {
   const Model model = Model::load(o.model);
-  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
+  ExplainSetup setup{o.wrt, o.output, {}, false};
+  const LoadedInputs loaded =
+      load_cli_inputs(o.model, model, o.inputs, o.input, explained_input(model, setup));
   AnalyzerContext context;
   context.input_range = known_input_range(model, loaded, o.input);
   context.rules = o.rules;
@@ -144,9 +149,11 @@ void run_explain(const ExplainOptions& o) {
     throw Error(
         "--rule, --composite, --explain-rules and --conservation apply to relevance methods (lrp.*, "
         "deep_taylor*)");
-  const TargetSelection targets = TargetSelection::parse(o.target);
+  const TargetSelection targets = read_target(o.target);
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
+  for (const std::string& text : o.fixed_inputs)
+    add_fixed_input(setup, model, text, static_cast<int64_t>(samples.size()));
   for (size_t m = 0; m < analyzers.size(); ++m) {
     const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(analyzers[m]);
     if (relevance == nullptr) continue;
@@ -173,8 +180,9 @@ void run_explain(const ExplainOptions& o) {
   if (single_file && specs.size() != 1)
     throw Error("--out " + o.out + ": one .npy file holds one method; give a directory for several");
   Progress progress("explaining");
-  const std::vector<Explanation> results = explain_samples(
-      model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
+  const std::vector<Explanation> results =
+      explain_samples(model, samples, analyzers, targets, setup, o.input.batch,
+                      [&](size_t d, size_t t) { progress.update(d, t); });
 
   if (single_file) {
     // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
@@ -193,7 +201,8 @@ void run_explain(const ExplainOptions& o) {
   fs::create_directories(o.out);
   const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
   const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
-  const bool several_targets = targets.kind != TargetSelection::Kind::max;
+  const bool several_targets =
+      targets.kind == TargetSelection::Kind::indices || targets.kind == TargetSelection::Kind::all;
   std::vector<std::vector<Image>> rows(samples.size());
   for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
   for (const Explanation& e : results) {
@@ -223,7 +232,14 @@ void add_explain_command(CLI::App& app) {
   cmd->add_option("--method,-m", options->methods,
                   "Method NAME[:key=value,...] (repeatable; see sieve methods)")
       ->required();
-  cmd->add_option("--target", options->target, "max (predicted class), a class index, a list 1,4,7, or all");
+  cmd->add_option(
+      "--target", options->target,
+      "max (largest output), a flat output index (the class of [N, classes]), a list 1,4,7, all, sum, "
+      "or MASK.npy (weights shaped like one output sample or all of them)");
+  cmd->add_option("--input", options->fixed_inputs,
+                  "NAME=FILE.npy|VALUE: another model input, held fixed (repeatable)");
+  cmd->add_option("--wrt", options->wrt, "The input to explain (default: the only float input)");
+  cmd->add_option("--output", options->output, "The output to explain, by name (default: the first)");
   cmd->add_option(
       "--out,-o", options->out,
       "Output: FILE.npy (one method) or a directory (optional with --explain-rules/--conservation)");

@@ -20,7 +20,8 @@ void add_input_options(CLI::App* cmd, InputOptions& o) {
   cmd->add_option("--batch", o.batch, "Largest batch run at once")->check(CLI::PositiveNumber);
 }
 
-LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o) {
+LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o,
+                                   std::optional<size_t> model_input) {
   LoadedInputs loaded;
   if (!o.profile.empty())
     loaded.profile = read_profile(o.profile);
@@ -37,7 +38,7 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
     p.raw_low = o.raw_range[0];
     p.raw_high = o.raw_range[1];
   }
-  if (model.input_shapes().size() != 1) {
+  if (!model_input && model.input_shapes().size() != 1) {
     throw Error(model_path + ": the model has " + std::to_string(model.input_shapes().size()) +
                 " inputs; the command line supports single-input models");
   }
@@ -45,10 +46,12 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
 }
 
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
-                             const std::vector<std::string>& paths, const InputOptions& o) {
-  LoadedInputs loaded = resolve_preprocessing(model_path, model, o);
-  loaded.inputs = load_inputs(paths, loaded.preprocessing, model.input_shapes()[0]);
-  for (const NamedInput& in : loaded.inputs) check_input(in.tensor, model.input_shapes()[0], in.name);
+                             const std::vector<std::string>& paths, const InputOptions& o,
+                             std::optional<size_t> model_input) {
+  LoadedInputs loaded = resolve_preprocessing(model_path, model, o, model_input);
+  const Shape& shape = model.input_shapes()[model_input.value_or(0)];
+  loaded.inputs = load_inputs(paths, loaded.preprocessing, shape);
+  for (const NamedInput& in : loaded.inputs) check_input(in.tensor, shape, in.name);
   return loaded;
 }
 
