@@ -66,6 +66,7 @@ class ForwardPass {
   // The explained tensor: the wrt input, or for token ids the output of their embedding lookup.
   const Tensor& input() const { return input_; }
   const Tensor& output() const { return output_; }
+  ValueId explained_output() const { return plan_.output(); }
   // Reverse pass from `seed` (shaped like the output); `mapping_for(node_index)` may override nodes.
   Tensor reverse(const Tensor& seed,
                  const std::function<const BackwardMapping*(size_t)>& mapping_for = {}) const;

@@ -37,6 +37,11 @@ class ReversePlan {
   std::vector<bool> carries_grad_;  // per value: depends on the input and reaches the output
 };
 
+// Per node: whether it lies on a path from one of `from` to one of `to` (values in `from` count as given,
+// so their producers do not).
+std::vector<bool> nodes_between(const Graph& graph, const std::vector<ValueId>& from,
+                                const std::vector<ValueId>& to);
+
 // Runs the reverse pass from `seed` (shaped like the output) and returns the value arriving at the
 // input. `mapping_for(node_index)` returns nullptr to use the op's VJP.
 Tensor reverse_pass(const Graph& graph, const ReversePlan& plan, const Trace& trace, const Tensor& seed,

@@ -11,6 +11,7 @@
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/lrp.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {
@@ -180,6 +181,40 @@ TEST(MultiInput, BadInputsAreRefusedWithOneMessage) {
   ExplainSetup too_few_rows = multi_setup("h");
   too_few_rows.fixed["x"] = FixedInput{leading_rows(load("multi_input_x"), 2), true};
   EXPECT_EQ(pass_error(too_few_rows), "input 'x' has 2 per-sample row(s); sample 2 has none");
+}
+
+// Relevance methods give every node between any input and any output its treatment, so explaining
+// another input, token ids or another output never meets a node left to its gradient.
+TEST(MultiInput, RelevanceTreatsEveryNodeOnTheExplainedPath) {
+  const Model multi = Model::load(kModels + "multi_input.onnx"),
+              two = Model::load(kModels + "two_outputs.onnx");
+  ValueId lookup = -1;
+  for (const Node& node : multi.graph().nodes()) {
+    if (node.op->is_table_lookup()) lookup = node.outputs.at(0);
+  }
+  ASSERT_GE(lookup, 0);
+  for (const auto& [model, from, output] :
+       {std::tuple<const Model*, ValueId, size_t>{&multi, multi.graph().inputs[0], 0},
+        {&multi, multi.graph().inputs[1], 0},
+        {&multi, lookup, 0},
+        {&two, two.graph().inputs[0], 1}}) {
+    const auto lrp = create_analyzer(MethodSpec::parse("lrp.epsilon"));
+    std::vector<bool> treated(model->graph().nodes().size(), false);
+    for (const RuleAssignment& a : dynamic_cast<const RelevanceAnalyzer&>(*lrp).assignment(*model))
+      treated[a.node] = true;
+    const ReversePlan path(model->graph(), model->graph().outputs.at(output), from);
+    for (size_t n = 0; n < treated.size(); ++n) {
+      EXPECT_TRUE(treated[n] || !path.on_path(n)) << model->graph().nodes()[n].name;
+    }
+  }
+  ExplainSetup seg;
+  seg.output = "seg";
+  const auto log_odds = create_analyzer(MethodSpec::parse("lrp.epsilon:logodds=1"));
+  const ForwardPass pass(two, load("two_outputs_image"), seg, {}, log_odds->trace_values(two));
+  EXPECT_EQ(error_of([&] {
+              log_odds->explain(pass, Target({0, 0}));
+            }),
+            "logodds=1 explains the model's first output");
 }
 
 // Explanations of the two-output model's image for `targets` on `output`, one sample per batch so that
