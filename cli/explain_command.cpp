@@ -14,6 +14,7 @@
 #include "sieve/lrp.hpp"
 #include "sieve/predict.hpp"
 #include "sieve/results.hpp"
+#include "sieve/text_inputs.hpp"
 #include "sieve/visualize.hpp"
 
 namespace fs = std::filesystem;
@@ -32,6 +33,8 @@ struct ExplainOptions {
   std::vector<std::string> rules;
   std::string composite, patterns;
   bool explain_rules = false, conservation = false, json = false;
+  std::vector<std::string> fixed_inputs;
+  std::string wrt, output;
   InputOptions input;
 };
 
@@ -189,8 +192,13 @@ void print_summary(const std::vector<NamedInput>& inputs, const std::vector<Expl
       if (std::find(seen.begin(), seen.end(), r->target) != seen.end()) continue;
       seen.push_back(r->target);
       std::ostringstream c;
-      c << "class " << r->target << (r->class_name.empty() ? "" : " (" + r->class_name + ")") << std::fixed
-        << std::setprecision(4) << " logit " << r->logit << " p " << r->probability;
+      if (r->target < 0) {
+        c << "the weighted output";
+      } else {
+        c << "class " << r->target << (r->class_name.empty() ? "" : " (" + r->class_name + ")");
+        if (!std::isnan(r->logit))
+          c << std::fixed << std::setprecision(4) << " logit " << r->logit << " p " << r->probability;
+      }
       classes.push_back(c.str());
     }
     std::cout << inputs[i].name << ": " << join(classes) << "; " << per_input[i].size() << " explanation(s)";
@@ -219,7 +227,9 @@ void check_rule_names(const std::vector<std::string>& rules) {
 void run_explain(const ExplainOptions& o) {
   check_rule_names(o.rules);
   const Model model = Model::load(o.model);
-  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
+  ExplainSetup setup{o.wrt, o.output, {}, false};
+  const LoadedInputs loaded =
+      load_cli_inputs(o.model, model, o.inputs, o.input, explained_input(model, setup));
   const std::vector<std::string> class_names =
       loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
   AnalyzerContext context;
@@ -255,15 +265,22 @@ void run_explain(const ExplainOptions& o) {
   const TargetSelection& targets = parsed.selection;
   const Shape& output = model.output_shapes().at(0);
   const int64_t classes = output.size() == 2 ? output[1] : -1;
-  const size_t per_input = targets.kind == TargetSelection::Kind::max ? 1
-                           : targets.kind == TargetSelection::Kind::indices
-                               ? targets.indices.size()
-                               : static_cast<size_t>(classes > 0 ? classes : 2);
+  const size_t per_input = targets.kind == TargetSelection::Kind::indices ? targets.indices.size()
+                           : targets.kind == TargetSelection::Kind::all
+                               ? static_cast<size_t>(classes > 0 ? classes : 2)
+                               : 1;
   const OutKind out_kind = check_out_paths(o, loaded.inputs.size() * specs.size() * per_input);
   if (out_kind == OutKind::none && !o.explain_rules && !o.conservation)
     throw Error("--out is required (a .npy file, a .png file or a directory)");
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
+  for (const std::string& text : o.fixed_inputs)
+    add_fixed_input(setup, model, text, static_cast<int64_t>(samples.size()));
+  if (o.conservation &&
+      (targets.kind == TargetSelection::Kind::sum || targets.kind == TargetSelection::Kind::mask ||
+       model.input_shapes().size() != 1 || !o.output.empty()))
+    throw Error(
+        "--conservation reports class targets (max, indices, all) of a single-input model's first output");
   // With --json, everything printed is one object: "rules", "conservation", then the manifest's fields.
   nlohmann::json printed = nlohmann::json::object();
   for (size_t m = 0; m < analyzers.size(); ++m) {
@@ -304,10 +321,16 @@ void run_explain(const ExplainOptions& o) {
     if (s != "npy" && s != "png") throw Error("--save takes npy and/or png, not '" + s + "'");
   }
   Progress progress("explaining");
-  const std::vector<Explanation> results = explain_samples(
-      model, samples, analyzers, targets, o.input.batch, [&](size_t d, size_t t) { progress.update(d, t); });
+  const std::vector<Explanation> results =
+      explain_samples(model, samples, analyzers, targets, setup, o.input.batch,
+                      [&](size_t d, size_t t) { progress.update(d, t); });
   progress.finish();
-  const std::vector<Prediction> predictions = predict(model, samples, 1, o.input.batch);
+  // Logits and probabilities of the explained classes, for a single-input model explained at its
+  // first output, which predict runs.
+  const bool class_outputs =
+      model.input_shapes().size() == 1 && (o.output.empty() || o.output == model.output_names().at(0));
+  const std::vector<Prediction> predictions =
+      class_outputs ? predict(model, samples, 1, o.input.batch) : std::vector<Prediction>{};
 
   std::vector<ExplanationRecord> records;
   for (const Explanation& e : results) {
@@ -322,9 +345,11 @@ void run_explain(const ExplainOptions& o) {
     r.target = e.target;
     if (static_cast<size_t>(e.target) < class_names.size())
       r.class_name = class_names[static_cast<size_t>(e.target)];
-    const std::vector<float>& logits = predictions[e.sample].logits;
-    r.logit = logits.at(static_cast<size_t>(e.target));
-    r.probability = softmax(logits)[static_cast<size_t>(e.target)];
+    if (!predictions.empty() && e.target >= 0) {
+      const std::vector<float>& logits = predictions[e.sample].logits;
+      r.logit = logits.at(static_cast<size_t>(e.target));
+      r.probability = softmax(logits)[static_cast<size_t>(e.target)];
+    }
     records.push_back(std::move(r));
   }
 
@@ -358,7 +383,8 @@ void run_explain(const ExplainOptions& o) {
     fs::create_directories(o.out);
     const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
     const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
-    const bool several_targets = targets.kind != TargetSelection::Kind::max;
+    const bool several_targets =
+        targets.kind == TargetSelection::Kind::indices || targets.kind == TargetSelection::Kind::all;
     const std::vector<std::string> stems = output_stems(loaded.inputs);
     std::vector<std::vector<Image>> rows(samples.size());
     for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
@@ -413,7 +439,14 @@ void add_explain_command(CLI::App& app) {
       ->required()
       ->allow_extra_args(false);
   cmd->add_option("--target", options->target,
-                  "max (predicted class), a class index or name, a list 1,4,7, or all");
+                  "max (largest output), a flat output index (the class of [N, classes]), a class name, "
+                  "a list 1,4,7, all, sum, or MASK.npy (weights shaped like one output sample or all of "
+                  "them)");
+  cmd->add_option("--input", options->fixed_inputs,
+                  "NAME=FILE.npy|VALUE: another model input, held fixed (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--wrt", options->wrt, "The input to explain (default: the only float input)");
+  cmd->add_option("--output", options->output, "The output to explain, by name (default: the first)");
   cmd->add_option(
       "--out,-o", options->out,
       "Output: FILE.npy (one method) or a directory (optional with --explain-rules/--conservation)");

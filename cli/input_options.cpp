@@ -59,8 +59,9 @@ void add_skip_unreadable_option(CLI::App* cmd, InputOptions& o) {
                 "they are counted and named on stderr");
 }
 
-LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o) {
-  if (model.input_shapes().size() != 1) {
+LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o,
+                                   std::optional<size_t> model_input) {
+  if (!model_input && model.input_shapes().size() != 1) {
     throw Error(model_path + ": the model has " + std::to_string(model.input_shapes().size()) +
                 " inputs; the command line supports single-input models");
   }
@@ -70,7 +71,7 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
     loaded.profile = read_profile(o.profile);
   else if (!o.no_profile)
     loaded.profile = find_profile(model_path);
-  const Shape& input = model.input_shapes().at(0);
+  const Shape& input = model.input_shapes().at(model_input.value_or(0));
   const Shape& output = model.output_shapes().at(0);
   const int64_t channels = input.size() >= 2 ? input[1] : -1;
   if (loaded.profile)
@@ -105,12 +106,14 @@ void check_preprocessing_applies(const std::vector<std::string>& paths, const In
 }
 
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
-                             const std::vector<std::string>& paths, const InputOptions& o) {
+                             const std::vector<std::string>& paths, const InputOptions& o,
+                             std::optional<size_t> model_input) {
   check_preprocessing_applies(paths, o);
-  LoadedInputs loaded = resolve_preprocessing(model_path, model, o);
+  LoadedInputs loaded = resolve_preprocessing(model_path, model, o, model_input);
+  const Shape& shape = model.input_shapes().at(model_input.value_or(0));
   UnreadableFiles unreadable;
   unreadable.skip = o.skip_unreadable;
-  loaded.inputs = load_inputs(paths, loaded.preprocessing, model.input_shapes()[0], &unreadable);
+  loaded.inputs = load_inputs(paths, loaded.preprocessing, shape, &unreadable);
   if (!unreadable.skipped.empty()) {
     std::string names;
     for (const std::string& f : unreadable.skipped) names += (names.empty() ? "" : ", ") + f;
@@ -121,7 +124,7 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
   for (const NamedInput& in : loaded.inputs) {
     for (const std::string& w : in.warnings) std::cerr << "sieve: warning: " << in.name << ": " << w << "\n";
   }
-  for (const NamedInput& in : loaded.inputs) check_input(in.tensor, model.input_shapes()[0], in.name);
+  for (const NamedInput& in : loaded.inputs) check_input(in.tensor, shape, in.name);
   return loaded;
 }
 

@@ -39,8 +39,10 @@ struct LoadedInputs {
   std::vector<NamedInput> inputs;
 };
 
-// Profile (unless disabled) + command-line overrides → preprocessing (no inputs read yet).
-LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o);
+// Profile (unless disabled) + command-line overrides → preprocessing (no inputs read yet). Without
+// `model_input` (the input the paths feed) the model must have one input.
+LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o,
+                                   std::optional<size_t> model_input = std::nullopt);
 
 // Throws when --scale/--mean/--std are given with .npy inputs, which are taken as they are.
 void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o);
@@ -48,6 +50,7 @@ void check_preprocessing_applies(const std::vector<std::string>& paths, const In
 // Profile (unless disabled) + command-line overrides → preprocessing → the inputs, one sample each.
 // Files skipped with --skip-unreadable are counted and named on stderr.
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
-                             const std::vector<std::string>& paths, const InputOptions& o);
+                             const std::vector<std::string>& paths, const InputOptions& o,
+                             std::optional<size_t> model_input = std::nullopt);
 
 }  // namespace sieve::cli

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include "sieve/graph.hpp"
@@ -21,8 +22,11 @@ class Executor {
   explicit Executor(const Graph& graph);
 
   // `keep[v]` marks values to keep in `trace` (constants and inputs are always available there).
+  // `given` supplies computed values from outside (an embedding lookup's output on an integrated-gradients
+  // path); a node whose outputs are all given is not run.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, Trace* trace = nullptr,
-                          const std::vector<bool>& keep = {}) const;
+                          const std::vector<bool>& keep = {},
+                          const std::map<ValueId, Tensor>& given = {}) const;
 
  private:
   const Graph& graph_;

@@ -110,10 +110,10 @@ struct LayerRelevance {
 class RelevanceAnalyzer : public Analyzer {
  public:
   virtual std::vector<RuleAssignment> assignment(const Model& model) const = 0;
-  virtual Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets,
+  virtual Tensor explain(const ForwardPass& pass, const Target& target,
                          std::vector<LayerRelevance>* conservation) const = 0;
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
-    return explain(pass, targets, nullptr);
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
+    return explain(pass, target, nullptr);
   }
 };
 

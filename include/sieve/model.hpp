@@ -54,6 +54,10 @@ class Model {
   const std::vector<Shape>& output_shapes() const { return output_shapes_; }
   const std::vector<std::string>& input_names() const { return input_names_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
+  // ONNX element type of each model input (FLOAT, INT64, BOOL, …); every input runs as float32, integer
+  // inputs holding exact integers.
+  const std::vector<std::string>& input_types() const { return input_types_; }
+  bool input_is_float(size_t i) const;
 
   // Rows one forward pass holds: the first input's declared batch size when it is fixed, else `wanted`
   // (at least 1).
@@ -65,7 +69,7 @@ class Model {
  private:
   Graph graph_;
   ModelReport report_;
-  std::vector<std::string> input_names_, output_names_;
+  std::vector<std::string> input_names_, output_names_, input_types_;
   std::vector<Shape> input_shapes_, output_shapes_;
 };
 

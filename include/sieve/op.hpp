@@ -67,6 +67,9 @@ class Op {
   // True when the op reads only the shapes of its inputs, never their values (Shape), so it can be
   // computed at load time wherever those shapes are known.
   virtual bool reads_only_shapes() const { return false; }
+  // True when the output is slices of input 0 along its first axis picked by the integer indices of
+  // input 1 (Gather on axis 0): with a constant input 0, an embedding lookup, where token ids are explained.
+  virtual bool is_table_lookup() const { return false; }
   // True when forward_relu computes relu(forward(inputs)) in one pass, so an executor can fuse the op
   // with a Relu that is the only reader of its output.
   virtual bool fuses_relu() const { return false; }

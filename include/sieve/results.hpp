@@ -5,6 +5,7 @@
 // the manifest records (input, method with all parameters, target, logit, probability, files).
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -60,9 +61,11 @@ struct ExplanationRecord {
   std::string method;  // the method as given, e.g. "integrated_gradients:steps=64"
   std::string method_name;
   std::map<std::string, std::string> parameters;  // every parameter, defaults included
-  int64_t target = 0;
+  int64_t target = 0;      // the class (flat output index); -1 for a sum or mask target
   std::string class_name;  // empty without class names
-  double logit = 0.0, probability = 0.0;
+  // The target's logit and softmax probability; NaN (null in JSON) where no class is explained.
+  double logit = std::numeric_limits<double>::quiet_NaN(),
+         probability = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::string> outputs;  // files holding this explanation
   std::vector<int64_t> position;     // where inside a single array file the explanation sits, if so
 };

@@ -16,8 +16,9 @@ namespace sieve {
 // the values sent to its inputs (an empty tensor where nothing flows).
 using BackwardMapping = std::function<std::vector<Tensor>(const Node& node, const VjpArgs& args)>;
 
-// Which nodes lie between the model input and the explained output, and which forward values the
-// reverse pass reads. Computed once per graph and output.
+// Which nodes lie between the explained value (a model input, or a computed value such as an embedding
+// lookup's output) and the explained output, and which forward values the reverse pass reads. Computed
+// once per graph and output.
 class ReversePlan {
  public:
   ReversePlan(const Graph& graph, ValueId output, ValueId input);
@@ -35,6 +36,11 @@ class ReversePlan {
   std::vector<bool> on_path_;       // per node
   std::vector<bool> carries_grad_;  // per value: depends on the input and reaches the output
 };
+
+// Per node: whether it lies on a path from one of `from` to one of `to` (values in `from` count as given,
+// so their producers do not).
+std::vector<bool> nodes_between(const Graph& graph, const std::vector<ValueId>& from,
+                                const std::vector<ValueId>& to);
 
 // Runs the reverse pass from `seed` (shaped like the output) and returns the value arriving at the
 // input. `mapping_for(node_index)` returns nullptr to use the op's VJP.

@@ -14,10 +14,6 @@
 namespace sieve::analyzers {
 namespace {
 
-Tensor ones_seed(const ForwardPass& pass, const std::vector<int64_t>& targets) {
-  return target_seed(pass.output().shape(), targets, std::vector<float>(targets.size(), 1.0f));
-}
-
 enum class Postprocess { none, abs, square };
 
 Postprocess read_postprocess(Params& p) {
@@ -33,8 +29,7 @@ void apply_postprocess(Tensor& t, Postprocess how) {
 // Mean gradient over `count` perturbed copies of every sample: copy k of sample i is make(i, k, row).
 // Copies of all samples go through the model together, `rows` at a time.
 template <class Make>
-Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& targets, int64_t count,
-                     int64_t rows, Make make) {
+Tensor mean_gradient(const ForwardPass& pass, const Target& target, int64_t count, int64_t rows, Make make) {
   const Tensor& x = pass.input();
   const int64_t n = x.dim(0), per = x.size() / std::max<int64_t>(n, 1);
   const int64_t total = n * count;
@@ -44,19 +39,19 @@ Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& target
   const RowSource copy = [&](int64_t row, float* destination) {
     make(row / count, row % count, destination);
   };
-  run_in_batches(
-      pass.model(), total, row_shape, std::min(rows, total), copy,
-      [&](const Tensor& batch, int64_t begin, int64_t m) {
-        std::vector<int64_t> batch_targets;
-        for (int64_t r = 0; r < batch.dim(0); ++r)
-          batch_targets.push_back(targets[static_cast<size_t>((begin + std::min(r, m - 1)) / count)]);
-        const ForwardPass path(pass.model(), batch);
-        const Tensor g = path.reverse(ones_seed(path, batch_targets));
-        for (int64_t r = 0; r < m; ++r) {
-          const int64_t i = (begin + r) / count;
-          for (int64_t j = 0; j < per; ++j) sum[static_cast<size_t>(i * per + j)] += g[r * per + j];
-        }
-      });
+  run_in_batches(pass.model(), total, row_shape, std::min(rows, total), copy,
+                 [&](const Tensor& batch, int64_t begin, int64_t m) {
+                   std::vector<int64_t> samples;  // the row of `pass` each copy belongs to
+                   for (int64_t r = 0; r < batch.dim(0); ++r)
+                     samples.push_back((begin + std::min(r, m - 1)) / count);
+                   const ForwardPass path = pass.at(batch, samples);
+                   const Tensor g = path.reverse(target.rows(samples).gradient_seed(path.output()));
+                   for (int64_t r = 0; r < m; ++r) {
+                     const int64_t i = (begin + r) / count;
+                     for (int64_t j = 0; j < per; ++j)
+                       sum[static_cast<size_t>(i * per + j)] += g[r * per + j];
+                   }
+                 });
   Tensor mean = Tensor::uninitialized(x.shape());
   for (int64_t j = 0; j < x.size(); ++j)
     mean[j] = static_cast<float>(sum[static_cast<size_t>(j)] / static_cast<double>(count));
@@ -66,8 +61,8 @@ Tensor mean_gradient(const ForwardPass& pass, const std::vector<int64_t>& target
 class Gradient : public Analyzer {
  public:
   explicit Gradient(Params& p) : post_(read_postprocess(p)) {}
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
-    Tensor g = pass.reverse(ones_seed(pass, targets));
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
+    Tensor g = pass.reverse(target.gradient_seed(pass.output()));
     if (post_ != Postprocess::none) g = g.clone();
     apply_postprocess(g, post_);
     return g;
@@ -79,8 +74,8 @@ class Gradient : public Analyzer {
 
 class InputXGradient : public Analyzer {
  public:
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
-    const Tensor g = pass.reverse(ones_seed(pass, targets));
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
+    const Tensor g = pass.reverse(target.gradient_seed(pass.output()));
     Tensor r = Tensor::uninitialized(g.shape());
     for (int64_t i = 0; i < g.size(); ++i) r[i] = g[i] * pass.input()[i];
     return r;
@@ -102,12 +97,12 @@ class IntegratedGradients : public Analyzer {
     }
   }
   // (x − x̄) ⊙ mean of ∇f at x̄ + α(x − x̄), α = (k + ½)/m: the midpoint rule over the straight path.
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const Tensor& x = pass.input();
     const int64_t per = x.size() / std::max<int64_t>(x.dim(0), 1);
     const Tensor reference = baseline_for(x);
     const int64_t m = steps_;
-    const Tensor mean = mean_gradient(pass, targets, m, batch_, [&](int64_t i, int64_t k, float* row) {
+    const Tensor mean = mean_gradient(pass, target, m, batch_, [&](int64_t i, int64_t k, float* row) {
       const float alpha = static_cast<float>((static_cast<double>(k) + 0.5) / static_cast<double>(m));
       const float* xi = x.data() + i * per;
       const float* bi = reference.data() + i * per;
@@ -150,7 +145,7 @@ class SmoothGrad : public Analyzer {
   }
   // Mean gradient over n copies x + η, η ~ N(0, σ²), σ = noise_level · (max − min of the sample). With
   // noise=FILE the draws come from an array [N, n, ...input] instead (for reproducing other libraries).
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const Tensor& x = pass.input();
     const int64_t n = x.dim(0), per = x.size() / std::max<int64_t>(n, 1);
     int64_t count = samples_;
@@ -166,7 +161,7 @@ class SmoothGrad : public Analyzer {
       const auto [lo, hi] = std::minmax_element(x.data() + i * per, x.data() + (i + 1) * per);
       sigma[static_cast<size_t>(i)] = static_cast<float>(noise_level_) * (*hi - *lo);
     }
-    Tensor mean = mean_gradient(pass, targets, count, batch_, [&](int64_t i, int64_t k, float* row) {
+    Tensor mean = mean_gradient(pass, target, count, batch_, [&](int64_t i, int64_t k, float* row) {
       const float* xi = x.data() + i * per;
       if (!noise_.empty()) {
         const float* eta = noise_.data() + (i * count + k) * per;
@@ -203,9 +198,9 @@ class ModifiedRelu : public Analyzer {
       return {r};
     };
   }
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const auto& nodes = pass.model().graph().nodes();
-    return pass.reverse(ones_seed(pass, targets), [&](size_t n) -> const BackwardMapping* {
+    return pass.reverse(target.gradient_seed(pass.output()), [&](size_t n) -> const BackwardMapping* {
       return nodes[n].op->is_relu() ? &mapping_ : nullptr;
     });
   }

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sieve/error.hpp"
+#include "sieve/text_inputs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -34,8 +35,8 @@ std::vector<double> softmax(const std::vector<float>& logits) {
 
 ParsedTargets parse_targets(const std::string& text, const std::vector<std::string>& class_names) {
   ParsedTargets parsed;
-  if (text == "max" || text == "all") {
-    parsed.selection = TargetSelection::parse(text);
+  if (text == "max" || text == "all" || text == "sum" || text.ends_with(".npy")) {
+    parsed.selection = read_target(text);
     return parsed;
   }
   parsed.selection.kind = TargetSelection::Kind::indices;

@@ -62,6 +62,20 @@ Tensor leading_rows(const Tensor& batch, int64_t count) {
   return Tensor(shape, std::span<const float>(batch.data(), static_cast<size_t>(count * per)));
 }
 
+Tensor gathered_rows(const Tensor& batch, const std::vector<int64_t>& rows) {
+  Shape shape = batch.shape();
+  shape[0] = static_cast<int64_t>(rows.size());
+  const int64_t per = batch.dim(0) == 0 ? 0 : batch.size() / batch.dim(0);
+  Tensor t = Tensor::uninitialized(shape);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r] < 0 || rows[r] >= batch.dim(0))
+      throw Error("row " + std::to_string(rows[r]) + " of a batch of " + std::to_string(batch.dim(0)));
+    std::memcpy(t.data() + static_cast<int64_t>(r) * per, batch.data() + rows[r] * per,
+                static_cast<size_t>(per) * sizeof(float));
+  }
+  return t;
+}
+
 Tensor batch_row(const Tensor& batch, int64_t i) {
   Shape one = batch.shape();
   one[0] = 1;

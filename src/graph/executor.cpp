@@ -1,5 +1,6 @@
 #include "sieve/executor.hpp"
 
+#include <algorithm>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "sieve/error.hpp"
@@ -33,7 +34,8 @@ Executor::Executor(const Graph& graph)
 }
 
 std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trace,
-                                  const std::vector<bool>& keep) const {
+                                  const std::vector<bool>& keep,
+                                  const std::map<ValueId, Tensor>& given) const {
   if (inputs.size() != graph_.inputs.size()) {
     throw Error("the model takes " + std::to_string(graph_.inputs.size()) + " inputs, got " +
                 std::to_string(inputs.size()));
@@ -43,6 +45,11 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
     if (graph_.values()[v].is_constant()) values[v] = graph_.values()[v].constant;
   }
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs[i])] = inputs[i];
+  for (const auto& [v, value] : given) values[static_cast<size_t>(v)] = value;
+  auto all_given = [&](const Node& node) {
+    return !given.empty() && std::all_of(node.outputs.begin(), node.outputs.end(),
+                                         [&](ValueId v) { return v < 0 || given.count(v) != 0; });
+  };
   auto kept = [&](ValueId v) {
     return trace != nullptr && static_cast<size_t>(v) < keep.size() && keep[static_cast<size_t>(v)];
   };
@@ -55,8 +62,8 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
   std::vector<Tensor> args;
   std::vector<bool> done(nodes.size(), false);  // Relu nodes already computed by a fused producer
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (done[n]) continue;
     const Node& node = nodes[n];
+    if (done[n] || all_given(node)) continue;
     const int relu = fused_relu_[n] >= 0 && !kept(node.outputs[0]) ? fused_relu_[n] : -1;
     args.clear();
     for (ValueId v : node.inputs) {

@@ -46,6 +46,7 @@ Model Model::from_bytes(std::string_view bytes, const std::string& name, const L
   model.output_names_ = std::move(imported.output_names);
   model.input_shapes_ = std::move(imported.input_shapes);
   model.output_shapes_ = std::move(imported.output_shapes);
+  model.input_types_ = std::move(imported.input_types);
   try {
     canonicalize(model.graph_, options.canonicalize, model.report_);
   } catch (const Error& e) {
@@ -87,6 +88,11 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) const {
   }
   for (size_t i = 0; i < inputs.size(); ++i) check_input(inputs[i], input_shapes_[i], input_names_[i]);
   return Executor(graph_).run(inputs);
+}
+
+bool Model::input_is_float(size_t i) const {
+  const std::string& type = input_types_.at(i);
+  return type == "FLOAT" || type == "DOUBLE" || type == "FLOAT16" || type == "BFLOAT16";
 }
 
 int64_t Model::rows_per_pass(int64_t wanted) const {

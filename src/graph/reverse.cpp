@@ -23,21 +23,25 @@ void accumulate(Tensor& into, const Tensor& add) {
   for (int64_t i = 0; i < n; ++i) p[i] += q[i];
 }
 
-}  // namespace
+struct Between {
+  std::vector<bool> values;  // depends on one of `from` and reaches one of `to`
+  std::vector<bool> nodes;   // reads such a value and computes one
+};
 
-ReversePlan::ReversePlan(const Graph& graph, ValueId output, ValueId input)
-    : graph_(graph), output_(output), input_(input), on_path_(graph.nodes().size(), false) {
+Between between(const Graph& graph, const std::vector<ValueId>& from, const std::vector<ValueId>& to) {
   const auto& nodes = graph.nodes();
   std::vector<bool> from_input(graph.values().size(), false), to_output(graph.values().size(), false);
-  from_input[static_cast<size_t>(input)] = true;
-  for (const Node& node : nodes) {
-    bool depends = false;
-    for (ValueId v : node.inputs) depends = depends || (v >= 0 && from_input[static_cast<size_t>(v)]);
-    for (ValueId v : node.outputs) {
-      if (v >= 0) from_input[static_cast<size_t>(v)] = depends;
+  // A value in `from` may be computed (an embedding lookup's output): its producer is not between.
+  std::vector<bool> given(graph.values().size(), false), reads_input(nodes.size(), false);
+  for (ValueId v : from) given[static_cast<size_t>(v)] = from_input[static_cast<size_t>(v)] = true;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (ValueId v : nodes[n].inputs)
+      reads_input[n] = reads_input[n] || (v >= 0 && from_input[static_cast<size_t>(v)]);
+    for (ValueId v : nodes[n].outputs) {
+      if (v >= 0 && !given[static_cast<size_t>(v)]) from_input[static_cast<size_t>(v)] = reads_input[n];
     }
   }
-  to_output[static_cast<size_t>(output)] = true;
+  for (ValueId v : to) to_output[static_cast<size_t>(v)] = true;
   for (size_t n = nodes.size(); n-- > 0;) {
     bool reaches = false;
     for (ValueId v : nodes[n].outputs) reaches = reaches || (v >= 0 && to_output[static_cast<size_t>(v)]);
@@ -46,12 +50,27 @@ ReversePlan::ReversePlan(const Graph& graph, ValueId output, ValueId input)
       if (v >= 0) to_output[static_cast<size_t>(v)] = true;
     }
   }
-  carries_grad_.resize(graph.values().size());
-  for (size_t v = 0; v < carries_grad_.size(); ++v) carries_grad_[v] = from_input[v] && to_output[v];
+  Between b{std::vector<bool>(graph.values().size()), std::vector<bool>(nodes.size(), false)};
+  for (size_t v = 0; v < b.values.size(); ++v) b.values[v] = from_input[v] && to_output[v];
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (ValueId v : nodes[n].outputs)
-      on_path_[n] = on_path_[n] || (v >= 0 && carries_grad_[static_cast<size_t>(v)]);
+      b.nodes[n] = b.nodes[n] || (reads_input[n] && v >= 0 && b.values[static_cast<size_t>(v)]);
   }
+  return b;
+}
+
+}  // namespace
+
+std::vector<bool> nodes_between(const Graph& graph, const std::vector<ValueId>& from,
+                                const std::vector<ValueId>& to) {
+  return between(graph, from, to).nodes;
+}
+
+ReversePlan::ReversePlan(const Graph& graph, ValueId output, ValueId input)
+    : graph_(graph), output_(output), input_(input) {
+  Between b = between(graph, {input}, {output});
+  on_path_ = std::move(b.nodes);
+  carries_grad_ = std::move(b.values);
   if (!carries_grad_[static_cast<size_t>(output)])
     throw Error("the explained output does not depend on the input");
 }

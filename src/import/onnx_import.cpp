@@ -156,6 +156,7 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
     graph.inputs.push_back(id);
     result.input_names.push_back(in.name());
     result.input_shapes.push_back(graph.value(id).shape);
+    result.input_types.push_back(type_name(elem));
   }
   std::map<std::string, const onnx::TypeProto*> inferred;
   for (const onnx::ValueInfoProto& vi : g.value_info()) inferred[vi.name()] = &vi.type();

@@ -14,6 +14,7 @@ struct ImportResult {
   ModelReport report;
   std::vector<std::string> input_names, output_names;
   std::vector<Shape> input_shapes, output_shapes;
+  std::vector<std::string> input_types;  // ONNX element type names (FLOAT, INT64, …)
 };
 
 // Parses serialized ModelProto bytes, runs the ONNX checker and shape inference, builds the graph

@@ -470,6 +470,7 @@ class GatherOp : public Op {
   GatherOp(const OpSpec& spec) : where_(spec.where()), axis_(spec.attributes.get_int("axis", 0)) {}
   std::string_view type() const override { return "Gather"; }
   OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
+  bool is_table_lookup() const override { return axis_ == 0; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 2, 2, where_);
     const Tensor &x = inputs[0], &idx = inputs[1];

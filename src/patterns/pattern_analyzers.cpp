@@ -21,7 +21,7 @@ class PatternAnalyzer : public Analyzer {
     weights_ = weights_for(model);
   }
 
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets) const override {
+  Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const std::map<size_t, Tensor> substitutes =
         prepared_ == &pass.model() ? weights_ : weights_for(pass.model());
     std::map<size_t, BackwardMapping> mappings;
@@ -32,7 +32,7 @@ class PatternAnalyzer : public Analyzer {
         return back;
       };
     }
-    return pass.reverse(logit_seed(pass, targets), [&](size_t n) -> const BackwardMapping* {
+    return pass.reverse(target.relevance_seed(pass.output()), [&](size_t n) -> const BackwardMapping* {
       const auto it = mappings.find(n);
       return it == mappings.end() ? nullptr : &it->second;
     });

@@ -108,11 +108,13 @@ const LinearRule* CompositeAnalyzer::matching_rule(const Graph& graph, size_t n,
 CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
   const Graph& graph = model.graph();
   const auto& nodes = graph.nodes();
-  const ReversePlan reverse(graph, graph.outputs.at(0), graph.inputs.at(0));
+  // Every node between a model input and an output gets its treatment, whichever input is explained
+  // (or the embedding lookup of token ids) and whichever output is the target.
+  const std::vector<bool> on_path = nodes_between(graph, graph.inputs, graph.outputs);
   // Layers (Conv, ConvTranspose, Gemm, MatMul with constant parameters) are what composites number.
   std::vector<size_t> layers;
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (reverse.on_path(n) && graph.role(nodes[n]) == OpRole::linear && nodes[n].op->as_linear()->is_layer())
+    if (on_path[n] && graph.role(nodes[n]) == OpRole::linear && nodes[n].op->as_linear()->is_layer())
       layers.push_back(n);
   }
   Plan plan;
@@ -120,7 +122,7 @@ CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
   plan.treatments.resize(nodes.size());
   std::vector<const LinearRule*> rules(nodes.size(), nullptr);
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (!reverse.on_path(n)) continue;
+    if (!on_path[n]) continue;
     const Node& node = nodes[n];
     const OpRole role = graph.role(node);
     rules[n] = matching_rule(graph, n, role, layers);
@@ -138,8 +140,8 @@ CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
   }
   if (options_.log_odds) {
     const int producer = graph.producers()[static_cast<size_t>(graph.outputs.at(0))];
-    const bool top_is_layer =
-        producer >= 0 && !layers.empty() && layers.back() == static_cast<size_t>(producer);
+    const bool top_is_layer = producer >= 0 && std::find(layers.begin(), layers.end(),
+                                                         static_cast<size_t>(producer)) != layers.end();
     const LinearRule* top = top_is_layer ? rules[static_cast<size_t>(producer)] : nullptr;
     if (top_is_layer && top == nullptr) top = &default_linear_rule();
     if (top == nullptr || top->gradient || top->branches.size() != 1 ||
@@ -177,12 +179,14 @@ std::vector<ValueId> CompositeAnalyzer::trace_values(const Model& model) const {
   return keep;
 }
 
-Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const std::vector<int64_t>& targets,
+Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const Target& target,
                                   std::vector<LayerRelevance>* conservation) const {
   Plan scratch;
   const Plan& plan = plan_for(pass.model(), scratch);
-  const Tensor seed = logit_seed(pass, targets);
-  const MappingContext context{targets};
+  if (options_.log_odds && pass.explained_output() != pass.model().graph().outputs.at(0))
+    throw Error("logodds=1 explains the model's first output");
+  const Tensor seed = target.relevance_seed(pass.output());
+  const MappingContext context{target};
   std::vector<BackwardMapping> mappings(plan.treatments.size());
   for (size_t n = 0; n < plan.treatments.size(); ++n) {
     const Treatment* treatment = plan.treatments[n].get();

@@ -17,7 +17,7 @@ class CompositeAnalyzer : public RelevanceAnalyzer {
   std::vector<RuleAssignment> assignment(const Model& model) const override;
   std::vector<ValueId> trace_values(const Model& model) const override;
   using RelevanceAnalyzer::explain;
-  Tensor explain(const ForwardPass& pass, const std::vector<int64_t>& targets,
+  Tensor explain(const ForwardPass& pass, const Target& target,
                  std::vector<LayerRelevance>* conservation) const override;
 
  private:

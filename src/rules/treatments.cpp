@@ -116,7 +116,9 @@ class LogOddsTreatment : public Treatment {
   std::string describe() const override { return "log-odds top layer with " + rule_.text; }
   std::vector<ValueId> trace_values(const Node& node) const override { return present(node.outputs); }
   BackwardMapping mapping(const MappingContext& context) const override {
-    return [this, &targets = context.targets](const Node& node, const VjpArgs& a) {
+    if (!context.target.is_index())
+      throw Error("log-odds explains one class per sample, not a sum or a mask of the output");
+    return [this, &targets = context.target.indices()](const Node& node, const VjpArgs& a) {
       return std::vector<Tensor>{relevance(node, a, targets)};
     };
   }

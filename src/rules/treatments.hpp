@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "rules/linear_rule.hpp"
+#include "sieve/analyzer.hpp"
 #include "sieve/graph.hpp"
 #include "sieve/reverse.hpp"
 
@@ -24,7 +25,7 @@ struct RelevanceOptions {
 
 // What a backward mapping may read beyond the node's forward values.
 struct MappingContext {
-  const std::vector<int64_t>& targets;  // per sample
+  const Target& target;
 };
 
 class Treatment {
