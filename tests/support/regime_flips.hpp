@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "sieve/executor.hpp"
+#include "patterns/layer_pass.hpp"
 #include "sieve/patterns.hpp"
 
 namespace sieve {
@@ -25,26 +25,14 @@ struct RegimeFlips {
 };
 
 inline std::vector<RegimeFlips> possible_regime_flips(const Model& model, const Tensor& data, double tau) {
-  const Graph& graph = model.graph();
-  const std::vector<size_t> layers = pattern_layers(model);
-  std::vector<bool> keep(graph.values().size(), false);
-  for (size_t n : layers) {
-    keep[static_cast<size_t>(graph.nodes()[n].inputs[0])] = true;
-    keep[static_cast<size_t>(graph.nodes()[n].outputs[0])] = true;
-  }
-  Trace trace;
-  Executor(graph).run({data}, &trace, keep);
   std::vector<RegimeFlips> flips;
-  for (size_t n : layers) {
-    const Node& node = graph.nodes()[n];
-    const LinearOp& op = *node.op->as_linear();
-    const Tensor& weight = graph.value(node.inputs[1]).constant;
-    const Tensor bias =
-        node.inputs.size() > 2 && node.inputs[2] >= 0 ? graph.value(node.inputs[2]).constant : Tensor();
-    const Tensor& x = trace.values[static_cast<size_t>(node.inputs[0])];
-    const Tensor& z = trace.values[static_cast<size_t>(node.outputs[0])];
-    const Tensor magnitude = op.apply(absolute(x), absolute(weight), bias.empty() ? bias : absolute(bias));
-    const int64_t neurons = z.dim(1), inner = z.size() / (z.dim(0) * neurons);
+  for (const patterns::LayerPass& layer : patterns::run_pattern_layers(model, data, "regime flips")) {
+    const Tensor& z = layer.z;
+    const Tensor magnitude =
+        layer.op->apply(absolute(layer.x), absolute(layer.w), layer.b.empty() ? layer.b : absolute(layer.b));
+    const int64_t neurons = z.dim(layer.axis);
+    int64_t inner = 1;
+    for (int64_t d = layer.axis + 1; d < z.rank(); ++d) inner *= z.dim(d);
     Tensor near(z.shape(), 0.0f), near_abs_y(z.shape(), 0.0f);
     RegimeFlips f;
     f.count.assign(static_cast<size_t>(neurons), 0.0);
@@ -52,17 +40,17 @@ inline std::vector<RegimeFlips> possible_regime_flips(const Model& model, const 
     f.sum_y2.assign(static_cast<size_t>(neurons), 0.0);
     for (int64_t i = 0; i < z.size(); ++i) {
       if (std::abs(z[i]) > 2.0 * tau * magnitude[i]) continue;
-      const int64_t j = (i / inner) % neurons;
-      const double y = static_cast<double>(z[i]) - (bias.empty() ? 0.0 : bias[j]);
+      const auto j = static_cast<size_t>((i / inner) % neurons);
+      const double y = layer.y[i];
       near[i] = 1.0f;
       near_abs_y[i] = static_cast<float>(std::abs(y));
-      f.count[static_cast<size_t>(j)] += 1.0;
-      f.sum_abs_y[static_cast<size_t>(j)] += std::abs(y);
-      f.sum_y2[static_cast<size_t>(j)] += y * y;
+      f.count[j] += 1.0;
+      f.sum_abs_y[j] += std::abs(y);
+      f.sum_y2[j] += y * y;
     }
-    const Tensor abs_x = absolute(x);
-    const Tensor sum_abs_x = op.weight_gradient(abs_x, near, weight.shape());
-    const Tensor sum_abs_xy = op.weight_gradient(abs_x, near_abs_y, weight.shape());
+    const Tensor abs_x = absolute(layer.x);
+    const Tensor sum_abs_x = layer.op->weight_gradient(abs_x, near, layer.w.shape());
+    const Tensor sum_abs_xy = layer.op->weight_gradient(abs_x, near_abs_y, layer.w.shape());
     f.sum_abs_x.assign(sum_abs_x.values().begin(), sum_abs_x.values().end());
     f.sum_abs_xy.assign(sum_abs_xy.values().begin(), sum_abs_xy.values().end());
     flips.push_back(std::move(f));
