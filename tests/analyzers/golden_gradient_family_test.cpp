@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <ostream>
 
 #include "sieve/analyzer.hpp"
 #include "sieve/io/npy.hpp"
@@ -23,6 +24,11 @@ struct Case {
   std::string model, method, reference;
   int64_t path_steps = 0;  // Integrated Gradients: the path points, where kinks get an allowance
 };
+
+// Names the case in test listings (GoogleTest would print its bytes).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << " " << c.method;
+}
 
 // Per-input tolerance relative to max|ref|: 1e-4, or twice the difference the reference's own float32
 // run shows (meta.json), when that is larger: a float32 evaluation near a ReLU / max-pool kink can flip a

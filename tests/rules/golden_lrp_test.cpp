@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 
 #include "sieve/analyzer.hpp"
 #include "sieve/error.hpp"
@@ -27,6 +28,11 @@ struct Case {
   std::string model, method, reference;
   bool range_from_context = false;  // z^B bounds through AnalyzerContext::input_range instead of parameters
 };
+
+// Names the case in test listings (GoogleTest would print its bytes).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << " " << c.method;
+}
 
 std::vector<int64_t> reference_targets(const std::string& model) {
   const Tensor t = read_npy(kShared + "/refs/" + model + "/targets.npy");
