@@ -33,8 +33,7 @@ void run_fit(const FitOptions& o) {
       file.data_description += (file.data_description.empty() ? "" : " + ") + part.data_description;
     }
   } else {
-    check_preprocessing_applies(o.data, o.input);
-    const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input);
+    const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input, o.data);
     InputStream data(o.data, resolved.preprocessing, model.input_shapes().at(0));
     Progress progress("fitting patterns");
     file.statistics = fit_pattern_statistics(model, data, o.input.batch, [&](int64_t done, int64_t total) {

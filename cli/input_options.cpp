@@ -59,8 +59,25 @@ void add_skip_unreadable_option(CLI::App* cmd, InputOptions& o) {
                 "they are counted and named on stderr");
 }
 
+namespace {
+
+// --scale, --mean and --std describe raw pixel values; an .npy array (or a slice of one) is taken as the
+// model input as it is, so giving them with one is an error rather than a flag silently ignored.
+void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o) {
+  if (o.scale.empty() && o.mean.empty() && o.std.empty()) return;
+  for (const std::string& path : paths) {
+    if (parse_data_slice(path).path.ends_with(".npy"))
+      throw Error(path +
+                  ": --scale, --mean and --std apply to images and IDX files; an .npy array is "
+                  "taken as the model input as it is");
+  }
+}
+
+}  // namespace
+
 LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o,
-                                   std::optional<size_t> model_input) {
+                                   const std::vector<std::string>& paths, std::optional<size_t> model_input) {
+  check_preprocessing_applies(paths, o);
   if (!model_input && model.input_shapes().size() != 1) {
     throw Error(model_path + ": the model has " + std::to_string(model.input_shapes().size()) +
                 " inputs; the command line supports single-input models");
@@ -95,21 +112,10 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
   return loaded;
 }
 
-void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o) {
-  if (o.scale.empty() && o.mean.empty() && o.std.empty()) return;
-  for (const std::string& path : paths) {
-    if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0)
-      throw Error(path +
-                  ": --scale, --mean and --std apply to images and IDX files; an .npy array is "
-                  "taken as the model input as it is");
-  }
-}
-
 LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
                              const std::vector<std::string>& paths, const InputOptions& o,
                              std::optional<size_t> model_input) {
-  check_preprocessing_applies(paths, o);
-  LoadedInputs loaded = resolve_preprocessing(model_path, model, o, model_input);
+  LoadedInputs loaded = resolve_preprocessing(model_path, model, o, paths, model_input);
   const Shape& shape = model.input_shapes().at(model_input.value_or(0));
   UnreadableFiles unreadable;
   unreadable.skip = o.skip_unreadable;

@@ -39,13 +39,12 @@ struct LoadedInputs {
   std::vector<NamedInput> inputs;
 };
 
-// Profile (unless disabled) + command-line overrides → preprocessing (no inputs read yet). Without
-// `model_input` (the input the paths feed) the model must have one input.
+// Profile (unless disabled) + command-line overrides → the preprocessing of the data in `paths` (no
+// inputs read yet). Throws when --scale/--mean/--std come with .npy data, which is taken as it is.
+// Without `model_input` (the input the paths feed) the model must have one input.
 LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& model, const InputOptions& o,
+                                   const std::vector<std::string>& paths,
                                    std::optional<size_t> model_input = std::nullopt);
-
-// Throws when --scale/--mean/--std are given with .npy inputs, which are taken as they are.
-void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o);
 
 // Profile (unless disabled) + command-line overrides → preprocessing → the inputs, one sample each.
 // Files skipped with --skip-unreadable are counted and named on stderr.

@@ -246,9 +246,9 @@ void run_quality(const QualityOptions& o) {
   const Model model = Model::load(o.model);
   const PatternFile patterns = read_pattern_file_for(o.patterns, model);
   if (!o.allow_overlap) check_disjoint_splits(o, patterns.data_description);
-  check_preprocessing_applies(o.data, o.input);
-  check_preprocessing_applies(o.eval, o.input);
-  const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input);
+  std::vector<std::string> all_data = o.data;
+  all_data.insert(all_data.end(), o.eval.begin(), o.eval.end());
+  const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input, all_data);
   // Both streams first, so a missing or unfitting file is reported before any work.
   InputStream fit_data(o.data, resolved.preprocessing, model.input_shapes().at(0));
   InputStream eval_data(o.eval, resolved.preprocessing, model.input_shapes().at(0));

@@ -6,6 +6,7 @@
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/parse.hpp"
 #include "sieve/text_inputs.hpp"
 
 namespace sieve {
@@ -245,21 +246,19 @@ void add_fixed_input(ExplainSetup& setup, const Model& model, const std::string&
   const std::string name = text.substr(0, eq), value = text.substr(eq + 1);
   const Shape& declared = model.input_shapes()[index_of(model.input_names(), name, "input")];
   const bool batched = batched_like(declared, model.input_shapes()[explained_input(model, setup)]);
-  if (value.size() > 4 && value.compare(value.size() - 4, 4, ".npy") == 0) {
+  if (value.ends_with(".npy")) {
     Tensor t = read_npy(value);
     const bool per_sample = batched && samples > 1 && t.rank() > 0 && t.dim(0) == samples;
     setup.fixed[name] = FixedInput{std::move(t), per_sample};
     return;
   }
-  char* end = nullptr;
-  const double number = std::strtod(value.c_str(), &end);
-  if (end == value.c_str() || *end != '\0' || !std::isfinite(number))
-    throw Error("input '" + text + "': '" + value + "' is neither a .npy file nor a number");
+  const std::optional<double> number = parse_double(value);
+  if (!number) throw Error("input '" + text + "': '" + value + "' is neither a .npy file nor a number");
   const Shape shape = batched ? with_leading(declared, 1) : declared;
   if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; }))
     throw Error("input '" + name + "' of shape " + to_string(declared) +
                 " has dynamic dimensions: give it as a .npy file");
-  setup.fixed[name] = FixedInput{Tensor(shape, static_cast<float>(number)), false};
+  setup.fixed[name] = FixedInput{Tensor(shape, static_cast<float>(*number)), false};
 }
 
 ForwardPass::ForwardPass(const Model& model, const Tensor& input, const std::vector<ValueId>& also_keep)

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sieve/error.hpp"
+#include "sieve/parse.hpp"
 #include "sieve/text_inputs.hpp"
 
 namespace fs = std::filesystem;
@@ -45,11 +46,11 @@ ParsedTargets parse_targets(const std::string& text, const std::vector<std::stri
   while (std::getline(s, item, ',')) {
     int64_t index = -1;
     const auto name = std::find(class_names.begin(), class_names.end(), item);
+    const std::optional<int64_t> number = parse_integer(item);
     if (name != class_names.end()) {
       index = name - class_names.begin();
-    } else if (!item.empty() &&
-               std::all_of(item.begin(), item.end(), [](unsigned char c) { return std::isdigit(c); })) {
-      index = TargetSelection::parse(item).indices.at(0);
+    } else if (number && *number >= 0) {
+      index = *number;
     } else {
       std::string message = "target '" + item + "': expected max, all, class indices like 3 or 1,4";
       if (class_names.empty()) throw Error(message + " (the model has no class names in its profile)");

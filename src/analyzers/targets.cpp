@@ -6,6 +6,7 @@
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/parse.hpp"
 #include "sieve/text_inputs.hpp"
 
 namespace sieve {
@@ -120,16 +121,10 @@ TargetSelection TargetSelection::parse(const std::string& text) {
   std::stringstream s(text);
   std::string item;
   while (std::getline(s, item, ',')) {
-    size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || item.empty() || v < 0)
+    const std::optional<int64_t> v = parse_integer(item);
+    if (!v || *v < 0)
       throw Error("target '" + text + "': expected max, all, sum, or flat output indices like 3 or 1,4");
-    t.indices.push_back(v);
+    t.indices.push_back(*v);
   }
   return t;
 }
@@ -175,8 +170,7 @@ std::vector<Target> TargetSelection::passes(const Tensor& output, const std::vec
 }
 
 TargetSelection read_target(const std::string& text) {
-  const bool file = text.size() > 4 && text.compare(text.size() - 4, 4, ".npy") == 0;
-  return file ? TargetSelection::weights(read_npy(text)) : TargetSelection::parse(text);
+  return text.ends_with(".npy") ? TargetSelection::weights(read_npy(text)) : TargetSelection::parse(text);
 }
 
 }  // namespace sieve

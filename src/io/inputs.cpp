@@ -10,20 +10,16 @@
 
 #include "io/input_files.hpp"
 #include "sieve/error.hpp"
-#include "sieve/parse.hpp"
 #include "sieve/io/idx.hpp"
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/parse.hpp"
 
 namespace fs = std::filesystem;
 
 namespace sieve {
 namespace detail {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 bool is_image_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -67,9 +63,9 @@ std::vector<InputFile> expand_input_path(const std::string& text, UnreadableFile
   }
   if (!fs::exists(path)) throw Error(path + ": no such file or directory");
   InputKind kind = InputKind::image;
-  if (ends_with(path, ".npy")) {
+  if (path.ends_with(".npy")) {
     kind = InputKind::npy;
-  } else if (ends_with(path, "-ubyte") || ends_with(path, ".idx") || ends_with(path, ".gz")) {
+  } else if (path.ends_with("-ubyte") || path.ends_with(".idx") || path.ends_with(".gz")) {
     kind = InputKind::idx;
   }
   return {{path, kind, slice.begin, slice.end}};

@@ -1,7 +1,6 @@
 #include "sieve/io/preprocess.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -117,11 +116,10 @@ namespace {
 
 // "WxH" or, when `single` may be used, "N"; both positive. {0, 0} for anything else.
 std::pair<int, int> parse_size(const std::string& text, bool* single) {
+  // Images are bounded far below a million pixels a side; larger values are refused like malformed ones.
   auto positive = [](const std::string& part) {
-    if (part.empty() || part.size() > 6 ||
-        !std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); }))
-      return 0;
-    return std::stoi(part);
+    const std::optional<int64_t> v = parse_integer(part);
+    return v && *v > 0 && *v < 1000000 ? static_cast<int>(*v) : 0;
   };
   const size_t x = text.find('x');
   *single = x == std::string::npos;

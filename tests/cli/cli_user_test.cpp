@@ -330,6 +330,8 @@ TEST(CliValidation, NoProfileGrayscaleAndPreprocessingFlagsWithNpy) {
   write_npy(npy.string(), Tensor(Shape{1, 1, 28, 28}));
   expect_clear_error(sieve_cli("predict " + kModel + " " + npy.string() + " --mean 0.5"),
                      npy.string() + ": --scale, --mean and --std apply to images and IDX files");
+  expect_clear_error(sieve_cli("predict " + kModel + " '" + npy.string() + "[0:1]' --scale 2"),
+                     npy.string() + "[0:1]: --scale, --mean and --std apply to images and IDX files");
   EXPECT_EQ(sieve_cli("predict " + kModel + " " + npy.string()).code, 0);
 }
 
