@@ -27,13 +27,4 @@ void run_in_batches(const Model& model, int64_t total, const Shape& row_shape, i
 void run_in_batches(const Model& model, const std::vector<Tensor>& samples, int64_t max_batch,
                     const BatchRun& run);
 
-// Row i of a batch [N, ...], as [1, ...].
-Tensor batch_row(const Tensor& batch, int64_t i);
-// Rows rows[0], rows[1], … of a batch [N, ...], as [rows.size(), ...].
-Tensor gathered_rows(const Tensor& batch, const std::vector<int64_t>& rows);
-// `batch` padded to `rows` rows with copies of its last row; itself when it has no rows or enough.
-Tensor padded_batch(const Tensor& batch, int64_t rows);
-// The first `count` rows of a batch (itself when it has no more).
-Tensor leading_rows(const Tensor& batch, int64_t count);
-
 }  // namespace sieve

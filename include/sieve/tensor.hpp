@@ -59,4 +59,14 @@ class Tensor {
   std::shared_ptr<float[]> storage_;
 };
 
+// Rows of a batch [N, ...] (the leading axis), as tensors of their own.
+// Row i of a batch [N, ...], as [1, ...].
+Tensor batch_row(const Tensor& batch, int64_t i);
+// Rows rows[0], rows[1], … of a batch [N, ...], as [rows.size(), ...].
+Tensor gathered_rows(const Tensor& batch, const std::vector<int64_t>& rows);
+// `batch` padded to `rows` rows with copies of its last row; itself when it has no rows or enough.
+Tensor padded_batch(const Tensor& batch, int64_t rows);
+// The first `count` rows of a batch (itself when it has no more).
+Tensor leading_rows(const Tensor& batch, int64_t count);
+
 }  // namespace sieve

@@ -193,10 +193,6 @@ std::shared_ptr<const InputBinding> bind(const Model& model, const ExplainSetup&
   return b;
 }
 
-Tensor repeated_row(const Tensor& row, int64_t rows) {
-  return gathered_rows(row, std::vector<int64_t>(static_cast<size_t>(rows), 0));
-}
-
 BoundBatch bound_batch(const Model& model, const Tensor& input, const ExplainSetup& setup,
                        const std::vector<int64_t>& samples) {
   BoundBatch batch{bind(model, setup), {}, {}};
@@ -217,7 +213,7 @@ BoundBatch bound_batch(const Model& model, const Tensor& input, const ExplainSet
         batch.inputs.push_back(b.fixed[i]);
         break;
       case InputBinding::Feed::shared_rows:
-        batch.inputs.push_back(repeated_row(b.fixed[i], rows));
+        batch.inputs.push_back(padded_batch(b.fixed[i], rows));  // its one row, repeated
         break;
       case InputBinding::Feed::per_sample:
         for (int64_t s : sample_rows) {

@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <cstring>
 #include <sstream>
 
 #include "sieve/analyzer.hpp"
@@ -33,7 +32,7 @@ Shape sample_shape(const Shape& output_shape) {
 // `mask` ([1, ...] or [samples, ...]) as weights for the batch whose row r is sample samples[r].
 Tensor mask_weights(const Tensor& mask, const Shape& output_shape, const std::vector<int64_t>& samples) {
   const Shape one = sample_shape(output_shape);
-  const int64_t per = element_count(one), rows = output_shape[0];
+  const int64_t rows = output_shape[0];
   const bool per_sample = mask.rank() == static_cast<int64_t>(one.size()) && mask.dim(0) != 1 &&
                           std::equal(one.begin() + 1, one.end(), mask.shape().begin() + 1);
   if (mask.shape() != one && !per_sample) {
@@ -43,17 +42,18 @@ Tensor mask_weights(const Tensor& mask, const Shape& output_shape, const std::ve
                 to_string(output_shape) + ": give " + to_string(one) + " (one sample) or " +
                 to_string(all_samples) + " (one row per sample)");
   }
-  Tensor weights = Tensor::uninitialized(output_shape);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t sample = mask.shape() == one ? 0 : samples.at(static_cast<size_t>(r));
-    if (sample >= mask.dim(0)) {
-      throw Error("target mask of shape " + to_string(mask.shape()) + " has no row for sample " +
-                  std::to_string(sample));
+  std::vector<int64_t> mask_rows(static_cast<size_t>(rows), 0);
+  if (per_sample) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t sample = samples.at(static_cast<size_t>(r));
+      if (sample >= mask.dim(0)) {
+        throw Error("target mask of shape " + to_string(mask.shape()) + " has no row for sample " +
+                    std::to_string(sample));
+      }
+      mask_rows[static_cast<size_t>(r)] = sample;
     }
-    std::memcpy(weights.data() + r * per, mask.data() + sample * per,
-                static_cast<size_t>(per) * sizeof(float));
   }
-  return weights;
+  return gathered_rows(mask, mask_rows);
 }
 
 }  // namespace

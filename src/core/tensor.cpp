@@ -87,4 +87,38 @@ Tensor Tensor::clone() const {
   return t;
 }
 
+Tensor gathered_rows(const Tensor& batch, const std::vector<int64_t>& rows) {
+  Shape shape = batch.shape();
+  shape[0] = static_cast<int64_t>(rows.size());
+  const int64_t per = batch.dim(0) == 0 ? 0 : batch.size() / batch.dim(0);
+  Tensor t = Tensor::uninitialized(shape);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r] < 0 || rows[r] >= batch.dim(0))
+      throw Error("row " + std::to_string(rows[r]) + " of a batch of " + std::to_string(batch.dim(0)));
+    std::memcpy(t.data() + static_cast<int64_t>(r) * per, batch.data() + rows[r] * per,
+                static_cast<size_t>(per) * sizeof(float));
+  }
+  return t;
+}
+
+Tensor batch_row(const Tensor& batch, int64_t i) {
+  return gathered_rows(batch, {i});
+}
+
+Tensor padded_batch(const Tensor& batch, int64_t rows) {
+  const int64_t count = batch.dim(0);
+  if (count == 0 || count >= rows) return batch;
+  std::vector<int64_t> picked(static_cast<size_t>(rows), count - 1);
+  for (int64_t r = 0; r < count; ++r) picked[static_cast<size_t>(r)] = r;
+  return gathered_rows(batch, picked);
+}
+
+Tensor leading_rows(const Tensor& batch, int64_t count) {
+  if (count >= batch.dim(0)) return batch;
+  Shape shape = batch.shape();
+  shape[0] = count;
+  const int64_t per = batch.size() / batch.dim(0);
+  return Tensor(shape, std::span<const float>(batch.data(), static_cast<size_t>(count * per)));
+}
+
 }  // namespace sieve

@@ -40,49 +40,4 @@ void run_in_batches(const Model& model, const std::vector<Tensor>& samples, int6
   run_in_batches(model, static_cast<int64_t>(samples.size()), shape, max_batch, source, run);
 }
 
-Tensor padded_batch(const Tensor& batch, int64_t rows) {
-  const int64_t count = batch.dim(0);
-  if (count == 0 || count >= rows) return batch;
-  Shape shape = batch.shape();
-  shape[0] = rows;
-  Tensor padded = Tensor::uninitialized(shape);
-  const int64_t per = batch.size() / count;
-  std::memcpy(padded.data(), batch.data(), static_cast<size_t>(batch.size()) * sizeof(float));
-  for (int64_t r = count; r < rows; ++r)
-    std::memcpy(padded.data() + r * per, batch.data() + (count - 1) * per,
-                static_cast<size_t>(per) * sizeof(float));
-  return padded;
-}
-
-Tensor leading_rows(const Tensor& batch, int64_t count) {
-  if (count >= batch.dim(0)) return batch;
-  Shape shape = batch.shape();
-  shape[0] = count;
-  const int64_t per = batch.size() / batch.dim(0);
-  return Tensor(shape, std::span<const float>(batch.data(), static_cast<size_t>(count * per)));
-}
-
-Tensor gathered_rows(const Tensor& batch, const std::vector<int64_t>& rows) {
-  Shape shape = batch.shape();
-  shape[0] = static_cast<int64_t>(rows.size());
-  const int64_t per = batch.dim(0) == 0 ? 0 : batch.size() / batch.dim(0);
-  Tensor t = Tensor::uninitialized(shape);
-  for (size_t r = 0; r < rows.size(); ++r) {
-    if (rows[r] < 0 || rows[r] >= batch.dim(0))
-      throw Error("row " + std::to_string(rows[r]) + " of a batch of " + std::to_string(batch.dim(0)));
-    std::memcpy(t.data() + static_cast<int64_t>(r) * per, batch.data() + rows[r] * per,
-                static_cast<size_t>(per) * sizeof(float));
-  }
-  return t;
-}
-
-Tensor batch_row(const Tensor& batch, int64_t i) {
-  Shape one = batch.shape();
-  one[0] = 1;
-  const int64_t per = batch.dim(0) == 0 ? 0 : batch.size() / batch.dim(0);
-  Tensor t = Tensor::uninitialized(one);
-  std::memcpy(t.data(), batch.data() + i * per, static_cast<size_t>(per) * sizeof(float));
-  return t;
-}
-
 }  // namespace sieve

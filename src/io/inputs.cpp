@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdint>
 #include <cstring>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 
@@ -157,14 +157,8 @@ namespace {
 // Splits rows [begin, end) of [N, ...] into samples [1, ...].
 void add_batch(std::vector<NamedInput>& out, const std::string& name, const Tensor& batch, int64_t begin,
                int64_t end) {
-  const int64_t n = batch.dim(0), per = n == 0 ? 0 : batch.size() / n;
-  Shape one = batch.shape();
-  one[0] = 1;
-  for (int64_t i = begin; i < end; ++i) {
-    Tensor t = Tensor::uninitialized(one);
-    std::memcpy(t.data(), batch.data() + i * per, static_cast<size_t>(per) * sizeof(float));
-    out.push_back({name + "[" + std::to_string(i) + "]", std::move(t), name, i, {}});
-  }
+  for (int64_t i = begin; i < end; ++i)
+    out.push_back({name + "[" + std::to_string(i) + "]", batch_row(batch, i), name, i, {}});
 }
 
 void load_npy(std::vector<NamedInput>& out, const detail::InputFile& file, const Shape& sample) {
