@@ -48,6 +48,10 @@ struct ExplainSetup {
 struct InputBinding;
 struct BoundBatch;
 
+// `setup` checked against `model` once (names, shapes and types of the fixed inputs, the embedding
+// lookup of token ids), for every pass of a run. Throws for an unknown, missing or ill-shaped input.
+std::shared_ptr<const InputBinding> bind_inputs(const Model& model, const ExplainSetup& setup);
+
 // A batch run forward once, with the trace the reverse passes need.
 class ForwardPass {
  public:
@@ -57,6 +61,9 @@ class ForwardPass {
   // `input`: a batch of the values of setup.wrt. Row r takes row samples[r] of the per-sample fixed
   // inputs (row r when `samples` is empty). Throws for an unknown, missing or ill-shaped input.
   ForwardPass(const Model& model, const Tensor& input, const ExplainSetup& setup,
+              const std::vector<int64_t>& samples = {}, const std::vector<ValueId>& also_keep = {});
+  // The same with the setup bound once (bind_inputs).
+  ForwardPass(const Model& model, const Tensor& input, std::shared_ptr<const InputBinding> binding,
               const std::vector<int64_t>& samples = {}, const std::vector<ValueId>& also_keep = {});
   // The same model, setup and fixed inputs at other values of the explained tensor (a path, noisy
   // copies): row r of `explained` belongs to row rows[r] of this pass.

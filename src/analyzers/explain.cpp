@@ -22,12 +22,13 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
     const std::vector<ValueId> more = a->trace_values(model);
     keep.insert(keep.end(), more.begin(), more.end());
   }
+  const std::shared_ptr<const InputBinding> binding = bind_inputs(model, setup);
   std::vector<Explanation> results;
   run_in_batches(model, samples, max_batch, [&](const Tensor& x, int64_t begin, int64_t count) {
     // Padding rows repeat the batch's last sample.
     std::vector<int64_t> rows;
     for (int64_t r = 0; r < x.dim(0); ++r) rows.push_back(begin + std::min(r, count - 1));
-    const ForwardPass pass(model, x, setup, rows, keep);
+    const ForwardPass pass(model, x, binding, rows, keep);
     const std::vector<Target> passes = targets.passes(pass.output(), rows);
     std::vector<Explanation> chunk;
     for (size_t m = 0; m < analyzers.size(); ++m) {

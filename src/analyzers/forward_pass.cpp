@@ -162,7 +162,9 @@ InputBinding::Feed bind_fixed(const Model& model, size_t i, const FixedInput& gi
   return InputBinding::Feed::shared_rows;
 }
 
-std::shared_ptr<const InputBinding> bind(const Model& model, const ExplainSetup& setup) {
+}  // namespace
+
+std::shared_ptr<const InputBinding> bind_inputs(const Model& model, const ExplainSetup& setup) {
   auto b = std::make_shared<InputBinding>();
   const std::vector<std::string>& names = model.input_names();
   b->wrt = explained_input(model, setup);
@@ -193,9 +195,11 @@ std::shared_ptr<const InputBinding> bind(const Model& model, const ExplainSetup&
   return b;
 }
 
-BoundBatch bound_batch(const Model& model, const Tensor& input, const ExplainSetup& setup,
+namespace {
+
+BoundBatch bound_batch(const Model& model, const Tensor& input, std::shared_ptr<const InputBinding> binding,
                        const std::vector<int64_t>& samples) {
-  BoundBatch batch{bind(model, setup), {}, {}};
+  BoundBatch batch{std::move(binding), {}, {}};
   const InputBinding& b = *batch.binding;
   check_input(input, model.input_shapes()[b.wrt], model.input_names()[b.wrt]);
   check_input_type(model, b.wrt, input);
@@ -262,7 +266,11 @@ ForwardPass::ForwardPass(const Model& model, const Tensor& input, const std::vec
 
 ForwardPass::ForwardPass(const Model& model, const Tensor& input, const ExplainSetup& setup,
                          const std::vector<int64_t>& samples, const std::vector<ValueId>& also_keep)
-    : ForwardPass(model, bound_batch(model, input, setup, samples), also_keep) {}
+    : ForwardPass(model, input, bind_inputs(model, setup), samples, also_keep) {}
+
+ForwardPass::ForwardPass(const Model& model, const Tensor& input, std::shared_ptr<const InputBinding> binding,
+                         const std::vector<int64_t>& samples, const std::vector<ValueId>& also_keep)
+    : ForwardPass(model, bound_batch(model, input, std::move(binding), samples), also_keep) {}
 
 ForwardPass::ForwardPass(const Model& model, BoundBatch batch, const std::vector<ValueId>& also_keep)
     : model_(&model),
