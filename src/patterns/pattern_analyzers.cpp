@@ -18,20 +18,13 @@ class PatternAnalyzer : public Analyzer {
 
   void prepare(const Model& model) override {
     prepared_ = &model;
-    weights_ = weights_for(model);
+    mappings_ = mappings_for(model);
   }
 
   Tensor explain(const ForwardPass& pass, const Target& target) const override {
-    const std::map<size_t, Tensor> substitutes =
-        prepared_ == &pass.model() ? weights_ : weights_for(pass.model());
-    std::map<size_t, BackwardMapping> mappings;
-    for (const auto& [n, weight] : substitutes) {
-      mappings[n] = [w = weight](const Node& node, const VjpArgs& a) {
-        std::vector<Tensor> back(a.inputs.size());
-        back[0] = node.op->as_linear()->apply_transpose(a.grad_outputs[0], w, a.input_shapes[0]);
-        return back;
-      };
-    }
+    std::map<size_t, BackwardMapping> unprepared;
+    const std::map<size_t, BackwardMapping>& mappings =
+        prepared_ == &pass.model() ? mappings_ : (unprepared = mappings_for(pass.model()));
     return pass.reverse(target.relevance_seed(pass.output()), [&](size_t n) -> const BackwardMapping* {
       const auto it = mappings.find(n);
       return it == mappings.end() ? nullptr : &it->second;
@@ -39,12 +32,12 @@ class PatternAnalyzer : public Analyzer {
   }
 
  private:
-  // Per layer node: a₊ (PatternNet) or w ⊙ a₊ (PatternAttribution), read from the file and checked
-  // against the model.
-  std::map<size_t, Tensor> weights_for(const Model& model) const {
+  // Per layer node: the gradient's transpose with a₊ (PatternNet) or w ⊙ a₊ (PatternAttribution) as the
+  // weights, read from the file and checked against the model.
+  std::map<size_t, BackwardMapping> mappings_for(const Model& model) const {
     const std::vector<size_t> layers = pattern_layers(model);
     const PatternFile file = read_pattern_file_for(path_, model);
-    std::map<size_t, Tensor> weights;
+    std::map<size_t, BackwardMapping> mappings;
     for (size_t l = 0; l < layers.size(); ++l) {
       const Node& node = model.graph().nodes()[layers[l]];
       Tensor w = file.patterns[l].positive;
@@ -53,15 +46,19 @@ class PatternAnalyzer : public Analyzer {
         w = w.clone();
         for (int64_t i = 0; i < w.size(); ++i) w[i] *= original[i];
       }
-      weights[layers[l]] = w;
+      mappings[layers[l]] = [w](const Node& n, const VjpArgs& a) {
+        std::vector<Tensor> back(a.inputs.size());
+        back[0] = n.op->as_linear()->apply_transpose(a.grad_outputs[0], w, a.input_shapes[0]);
+        return back;
+      };
     }
-    return weights;
+    return mappings;
   }
 
   bool attribution_;
   std::string path_;
   const Model* prepared_ = nullptr;
-  std::map<size_t, Tensor> weights_;  // of the prepared model
+  std::map<size_t, BackwardMapping> mappings_;  // of the prepared model
 };
 
 }  // namespace

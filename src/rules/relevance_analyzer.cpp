@@ -7,6 +7,7 @@
 
 #include "analyzers/params.hpp"
 #include "sieve/error.hpp"
+#include "sieve/parse.hpp"
 
 namespace sieve::rules {
 namespace {
@@ -198,24 +199,24 @@ Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const Target& target,
   return pass.reverse(seed, [&](size_t n) { return mappings[n] ? &mappings[n] : nullptr; });
 }
 
-}  // namespace sieve::rules
+namespace {
 
-namespace sieve::rules {
+const MethodParameter kMaxpool{"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"};
+const MethodParameter kLogOdds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
+
+}  // namespace
 
 const std::vector<MethodParameter>& shared_relevance_parameters() {
-  static const std::vector<MethodParameter> shared{
-      {"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"},
-      {"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"}};
+  static const std::vector<MethodParameter> shared{kMaxpool, kLogOdds};
   return shared;
 }
 
 std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, analyzers::Params& p,
                                                   const AnalyzerContext& context) {
   const std::string& method = preset.name;
-  const std::vector<MethodParameter>& shared = shared_relevance_parameters();
   RelevanceOptions options;
-  options.maxpool_average = p.choice("maxpool", shared[0].default_value, {"max", "avg"}) == "avg";
-  options.log_odds = p.integer("logodds", std::stoll(shared[1].default_value), 0, 1) != 0;
+  options.maxpool_average = p.choice(kMaxpool.name, kMaxpool.default_value, {"max", "avg"}) == "avg";
+  options.log_odds = p.integer(kLogOdds.name, parse_integer(kLogOdds.default_value).value(), 0, 1) != 0;
   std::map<std::string, std::string> values;
   for (const MethodParameter& d : preset.parameters) values[d.name] = p.text(d.name, d.default_value);
   if (values.count("low") && values["low"].empty() != values["high"].empty())
