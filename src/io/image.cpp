@@ -108,52 +108,53 @@ void write_png(const std::string& path, const Image& image) {
   }
 }
 
-Image resize_bilinear(const Image& image, int width, int height) {
-  if (image.width == width && image.height == height) return image;
+namespace {
+
+// `image` resampled to width×height with half-pixel centers: channel c of output pixel (x, y) is
+// sample(fx, fy, c), where (fx, fy) is the pixel's center in the source's pixel coordinates.
+template <class Sample>
+Image resampled(const Image& image, int width, int height, Sample sample) {
   check_size("resize", width, height);
   Image out{width, height, image.channels, {}};
   out.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) *
                     static_cast<size_t>(image.channels));
   const double sx = static_cast<double>(image.width) / width, sy = static_cast<double>(image.height) / height;
   for (int y = 0; y < height; ++y) {
-    const double fy = std::clamp((y + 0.5) * sy - 0.5, 0.0, image.height - 1.0);
-    const int y0 = static_cast<int>(fy), y1 = std::min(y0 + 1, image.height - 1);
-    const double wy = fy - y0;
     for (int x = 0; x < width; ++x) {
-      const double fx = std::clamp((x + 0.5) * sx - 0.5, 0.0, image.width - 1.0);
-      const int x0 = static_cast<int>(fx), x1 = std::min(x0 + 1, image.width - 1);
-      const double wx = fx - x0;
-      for (int c = 0; c < image.channels; ++c) {
-        auto at = [&](int yy, int xx) {
-          return image.pixels[static_cast<size_t>((yy * image.width + xx) * image.channels + c)];
-        };
-        const double v = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) +
-                         wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1));
+      for (int c = 0; c < image.channels; ++c)
         out.pixels[static_cast<size_t>((y * width + x) * image.channels + c)] =
-            static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
-      }
+            sample((x + 0.5) * sx, (y + 0.5) * sy, c);
     }
   }
   return out;
 }
 
+}  // namespace
+
+Image resize_bilinear(const Image& image, int width, int height) {
+  if (image.width == width && image.height == height) return image;
+  auto at = [&](int y, int x, int c) {
+    return image.pixels[static_cast<size_t>((y * image.width + x) * image.channels + c)];
+  };
+  return resampled(image, width, height, [&](double cx, double cy, int c) {
+    const double fx = std::clamp(cx - 0.5, 0.0, image.width - 1.0),
+                 fy = std::clamp(cy - 0.5, 0.0, image.height - 1.0);
+    const int x0 = static_cast<int>(fx), x1 = std::min(x0 + 1, image.width - 1);
+    const int y0 = static_cast<int>(fy), y1 = std::min(y0 + 1, image.height - 1);
+    const double wx = fx - x0, wy = fy - y0;
+    const double v = (1 - wy) * ((1 - wx) * at(y0, x0, c) + wx * at(y0, x1, c)) +
+                     wy * ((1 - wx) * at(y1, x0, c) + wx * at(y1, x1, c));
+    return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
+  });
+}
+
 Image resize_nearest(const Image& image, int width, int height) {
   if (image.width == width && image.height == height) return image;
-  check_size("resize", width, height);
-  Image out{width, height, image.channels, {}};
-  out.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) *
-                    static_cast<size_t>(image.channels));
-  const double sx = static_cast<double>(image.width) / width, sy = static_cast<double>(image.height) / height;
-  for (int y = 0; y < height; ++y) {
-    const int ys = std::min(static_cast<int>((y + 0.5) * sy), image.height - 1);
-    for (int x = 0; x < width; ++x) {
-      const int xs = std::min(static_cast<int>((x + 0.5) * sx), image.width - 1);
-      std::memcpy(&out.pixels[static_cast<size_t>((y * width + x) * image.channels)],
-                  &image.pixels[static_cast<size_t>((ys * image.width + xs) * image.channels)],
-                  static_cast<size_t>(image.channels));
-    }
-  }
-  return out;
+  return resampled(image, width, height, [&](double cx, double cy, int c) {
+    const int x = std::min(static_cast<int>(cx), image.width - 1),
+              y = std::min(static_cast<int>(cy), image.height - 1);
+    return image.pixels[static_cast<size_t>((y * image.width + x) * image.channels + c)];
+  });
 }
 
 Image center_crop(const Image& image, int width, int height) {
