@@ -1,6 +1,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -12,7 +13,6 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
-#include "sieve/predict.hpp"
 #include "sieve/results.hpp"
 #include "sieve/text_inputs.hpp"
 #include "sieve/visualize.hpp"
@@ -224,8 +224,196 @@ void check_rule_names(const std::vector<std::string>& rules) {
   }
 }
 
+// The run's methods, each created once and prepared for the model; a method given twice runs once.
+struct Methods {
+  std::vector<MethodSpec> specs;
+  std::vector<std::unique_ptr<Analyzer>> owned;
+  std::vector<const Analyzer*> analyzers;
+};
+
+Methods create_methods(const ExplainOptions& o, const AnalyzerContext& context, const Model& model) {
+  Methods methods;
+  bool any_relevance = false;
+  for (const std::string& m : o.methods) {
+    MethodSpec spec = MethodSpec::parse(m);
+    const bool repeated = std::any_of(methods.specs.begin(), methods.specs.end(),
+                                      [&](const MethodSpec& s) { return s.text() == spec.text(); });
+    if (repeated) {
+      std::cerr << "sieve: notice: method " << spec.text() << " is given more than once; explained once\n";
+      continue;
+    }
+    methods.specs.push_back(spec);
+    methods.owned.push_back(create_analyzer(spec, context));
+    methods.owned.back()->prepare(model);
+    methods.analyzers.push_back(methods.owned.back().get());
+    any_relevance =
+        any_relevance || dynamic_cast<const RelevanceAnalyzer*>(methods.analyzers.back()) != nullptr;
+  }
+  if (!any_relevance && (!o.rules.empty() || !o.composite.empty() || o.explain_rules || o.conservation))
+    throw Error(
+        "--rule, --composite, --explain-rules and --conservation apply to relevance methods (lrp.*, "
+        "deep_taylor*)");
+  return methods;
+}
+
+// How many explanations each input gets, to check a single-file --out before any work.
+size_t explanations_per_input(const TargetSelection& targets, const Model& model) {
+  const Shape& output = model.output_shapes().at(0);
+  const int64_t classes = output.size() == 2 ? output[1] : -1;
+  if (targets.kind == TargetSelection::Kind::indices) return targets.indices.size();
+  if (targets.kind == TargetSelection::Kind::all) return static_cast<size_t>(classes > 0 ? classes : 2);
+  return 1;
+}
+
+// --explain-rules and --conservation of every relevance method: printed, or gathered into `printed`.
+void report_relevance(const ExplainOptions& o, const Methods& methods, const Model& model,
+                      const std::vector<Tensor>& samples, const TargetSelection& targets,
+                      nlohmann::json& printed) {
+  if (o.conservation &&
+      (targets.kind == TargetSelection::Kind::sum || targets.kind == TargetSelection::Kind::mask ||
+       model.input_shapes().size() != 1 || !o.output.empty()))
+    throw Error(
+        "--conservation reports class targets (max, indices, all) of a single-input model's first output");
+  for (size_t m = 0; m < methods.analyzers.size(); ++m) {
+    const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(methods.analyzers[m]);
+    if (relevance == nullptr) continue;
+    if (o.explain_rules) {
+      const nlohmann::json rules = rules_json(methods.specs[m], *relevance, model);
+      if (o.json) {
+        printed["rules"].push_back(rules);
+      } else {
+        print_rules(rules);
+      }
+    }
+    if (o.conservation) {
+      const nlohmann::json c =
+          conservation_json(methods.specs[m], *relevance, model, samples, targets, o.input.batch);
+      if (o.json) {
+        printed["conservation"].push_back(c);
+      } else {
+        print_conservation(c);
+      }
+    }
+  }
+}
+
+// The picture per method: --viz, or the method's own default.
+std::vector<Visualization> pictures_for(const ExplainOptions& o, const std::vector<MethodSpec>& specs) {
+  std::vector<Visualization> pictures;
+  for (const MethodSpec& spec : specs) {
+    std::string name = o.viz;
+    for (const MethodInfo& info : available_methods()) {
+      if (name.empty() && info.name == spec.name) name = info.visualization;
+    }
+    pictures.push_back(parse_viz(name));
+  }
+  return pictures;
+}
+
+// One manifest record per explanation. The target's value is read from the explained output; its
+// probability is the softmax over a [batch, classes] output, computed once per sample.
+std::vector<ExplanationRecord> records_for(const std::vector<Explanation>& results,
+                                           const std::vector<NamedInput>& inputs,
+                                           const std::vector<MethodSpec>& specs,
+                                           const std::vector<std::string>& class_names) {
+  std::map<size_t, std::vector<double>> probabilities;
+  std::vector<ExplanationRecord> records;
+  for (const Explanation& e : results) {
+    const NamedInput& in = inputs[e.sample];
+    ExplanationRecord r;
+    r.input = in.name;
+    r.file = in.file;
+    r.index = in.index;
+    r.method = specs[e.method].text();
+    r.method_name = specs[e.method].name;
+    r.parameters = method_parameters(specs[e.method]);
+    r.target = e.target;
+    if (static_cast<size_t>(e.target) < class_names.size())
+      r.class_name = class_names[static_cast<size_t>(e.target)];
+    if (e.target >= 0) {
+      r.logit = e.output[e.target];
+      if (e.output.rank() == 2) {
+        auto [at, fresh] = probabilities.try_emplace(e.sample);
+        if (fresh) at->second = softmax({e.output.values().begin(), e.output.values().end()});
+        r.probability = at->second[static_cast<size_t>(e.target)];
+      }
+    }
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+// All explanations in one .npy array (input order; [N, ...] for one target per input, [N, T, ...] for
+// several) or the one explanation's picture in one .png.
+void write_single_file(const ExplainOptions& o, OutKind kind, const std::vector<Explanation>& results,
+                       const std::vector<Tensor>& samples, const std::vector<Visualization>& pictures,
+                       std::vector<ExplanationRecord>& records, OutputLedger& ledger) {
+  ledger.claim(o.out);
+  if (kind == OutKind::png) {
+    const Explanation& e = results.at(0);
+    write_png(o.out, visualize(pictures[e.method], e.values, input_image(samples[e.sample])));
+    records[0].outputs.push_back(o.out);
+    return;
+  }
+  const size_t per = results.size() / std::max<size_t>(samples.size(), 1);
+  Shape shape = samples.at(0).shape();
+  shape[0] = static_cast<int64_t>(samples.size());
+  if (per > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per));
+  Tensor all = Tensor::uninitialized(shape);
+  const int64_t values = samples[0].size();
+  for (size_t i = 0; i < results.size(); ++i) {
+    std::copy_n(results[i].values.data(), values, all.data() + static_cast<int64_t>(i) * values);
+    records[i].outputs.push_back(o.out);
+    records[i].position = {static_cast<int64_t>(results[i].sample)};
+    if (per > 1) records[i].position.push_back(static_cast<int64_t>(i % per));
+  }
+  write_npy(o.out, all);
+}
+
+// One .npy and/or .png per input × method (× target) in the --out directory, and the --grid picture.
+void write_directory(const ExplainOptions& o, const std::vector<Explanation>& results,
+                     const std::vector<NamedInput>& inputs, const std::vector<Tensor>& samples,
+                     const std::vector<MethodSpec>& specs, const std::vector<Visualization>& pictures,
+                     const TargetSelection& targets, std::vector<ExplanationRecord>& records,
+                     OutputLedger& ledger) {
+  fs::create_directories(o.out);
+  const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
+  const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
+  const bool several_targets =
+      targets.kind == TargetSelection::Kind::indices || targets.kind == TargetSelection::Kind::all;
+  const std::vector<std::string> stems = output_stems(inputs);
+  std::vector<std::vector<Image>> rows(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
+  for (size_t k = 0; k < results.size(); ++k) {
+    const Explanation& e = results[k];
+    std::string name = stems[e.sample] + "__" + file_safe(specs[e.method].text());
+    if (several_targets) name += "__class" + std::to_string(e.target);
+    const std::string base = (fs::path(o.out) / name).string();
+    if (save_npy) {
+      ledger.claim(base + ".npy");
+      write_npy(base + ".npy", e.values);
+      records[k].outputs.push_back(base + ".npy");
+    }
+    if (!save_png && o.grid.empty()) continue;
+    const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
+    if (save_png) {
+      ledger.claim(base + ".png");
+      write_png(base + ".png", picture);
+      records[k].outputs.push_back(base + ".png");
+    }
+    rows[e.sample].push_back(picture);
+  }
+  if (!o.grid.empty()) {
+    ledger.claim(o.grid);
+    write_png(o.grid, grid(rows));
+  }
+}
+
 void run_explain(const ExplainOptions& o) {
   check_rule_names(o.rules);
+  for (const std::string& s : o.save) {
+    if (s != "npy" && s != "png") throw Error("--save takes npy and/or png, not '" + s + "'");
+  }
   const Model model = Model::load(o.model);
   ExplainSetup setup{o.wrt, o.output, {}, false};
   const LoadedInputs loaded =
@@ -237,181 +425,42 @@ void run_explain(const ExplainOptions& o) {
   context.rules = o.rules;
   context.composite_file = o.composite;
   context.patterns_file = o.patterns;
-  std::vector<MethodSpec> specs;
-  std::vector<std::unique_ptr<Analyzer>> owned;
-  std::vector<const Analyzer*> analyzers;
-  bool any_relevance = false;
-  for (const std::string& m : o.methods) {
-    MethodSpec spec = MethodSpec::parse(m);
-    const bool repeated =
-        std::any_of(specs.begin(), specs.end(), [&](const MethodSpec& s) { return s.text() == spec.text(); });
-    if (repeated) {
-      std::cerr << "sieve: notice: method " << spec.text() << " is given more than once; explained once\n";
-      continue;
-    }
-    specs.push_back(spec);
-    owned.push_back(create_analyzer(specs.back(), context));
-    owned.back()->prepare(model);
-    analyzers.push_back(owned.back().get());
-    any_relevance = any_relevance || dynamic_cast<const RelevanceAnalyzer*>(analyzers.back()) != nullptr;
-  }
-  if (!any_relevance && (!o.rules.empty() || !o.composite.empty() || o.explain_rules || o.conservation))
-    throw Error(
-        "--rule, --composite, --explain-rules and --conservation apply to relevance methods (lrp.*, "
-        "deep_taylor*)");
+  const Methods methods = create_methods(o, context, model);
   const ParsedTargets parsed = parse_targets(o.target, class_names);
   for (int64_t d : parsed.duplicates)
     std::cerr << "sieve: notice: target " << d << " is given more than once; explained once\n";
   const TargetSelection& targets = parsed.selection;
-  const Shape& output = model.output_shapes().at(0);
-  const int64_t classes = output.size() == 2 ? output[1] : -1;
-  const size_t per_input = targets.kind == TargetSelection::Kind::indices ? targets.indices.size()
-                           : targets.kind == TargetSelection::Kind::all
-                               ? static_cast<size_t>(classes > 0 ? classes : 2)
-                               : 1;
-  const OutKind out_kind = check_out_paths(o, loaded.inputs.size() * specs.size() * per_input);
+  const OutKind out_kind = check_out_paths(
+      o, loaded.inputs.size() * methods.specs.size() * explanations_per_input(targets, model));
   if (out_kind == OutKind::none && !o.explain_rules && !o.conservation)
     throw Error("--out is required (a .npy file, a .png file or a directory)");
   std::vector<Tensor> samples;
   for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
   for (const std::string& text : o.fixed_inputs)
     add_fixed_input(setup, model, text, static_cast<int64_t>(samples.size()));
-  if (o.conservation &&
-      (targets.kind == TargetSelection::Kind::sum || targets.kind == TargetSelection::Kind::mask ||
-       model.input_shapes().size() != 1 || !o.output.empty()))
-    throw Error(
-        "--conservation reports class targets (max, indices, all) of a single-input model's first output");
   // With --json, everything printed is one object: "rules", "conservation", then the manifest's fields.
   nlohmann::json printed = nlohmann::json::object();
-  for (size_t m = 0; m < analyzers.size(); ++m) {
-    const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(analyzers[m]);
-    if (relevance == nullptr) continue;
-    if (o.explain_rules) {
-      const nlohmann::json rules = rules_json(specs[m], *relevance, model);
-      if (o.json) {
-        printed["rules"].push_back(rules);
-      } else {
-        print_rules(rules);
-      }
-    }
-    if (o.conservation) {
-      const nlohmann::json c =
-          conservation_json(specs[m], *relevance, model, samples, targets, o.input.batch);
-      if (o.json) {
-        printed["conservation"].push_back(c);
-      } else {
-        print_conservation(c);
-      }
-    }
-  }
+  report_relevance(o, methods, model, samples, targets, printed);
   if (out_kind == OutKind::none) {
     if (o.json) std::cout << printed.dump() << "\n";
     return;
   }
-  // The picture per method: --viz, or the method's own default.
-  std::vector<Visualization> pictures;
-  for (const MethodSpec& spec : specs) {
-    std::string name = o.viz;
-    for (const MethodInfo& info : available_methods()) {
-      if (name.empty() && info.name == spec.name) name = info.visualization;
-    }
-    pictures.push_back(parse_viz(name));
-  }
-  for (const std::string& s : o.save) {
-    if (s != "npy" && s != "png") throw Error("--save takes npy and/or png, not '" + s + "'");
-  }
+  const std::vector<Visualization> pictures = pictures_for(o, methods.specs);
   Progress progress("explaining");
   const std::vector<Explanation> results =
-      explain_samples(model, samples, analyzers, targets, setup, o.input.batch,
+      explain_samples(model, samples, methods.analyzers, targets, setup, o.input.batch,
                       [&](size_t d, size_t t) { progress.update(d, t); });
   progress.finish();
-  // Logits and probabilities of the explained classes, for a single-input model explained at its
-  // first output, which predict runs.
-  const bool class_outputs =
-      model.input_shapes().size() == 1 && (o.output.empty() || o.output == model.output_names().at(0));
-  const std::vector<Prediction> predictions =
-      class_outputs ? predict(model, samples, 1, o.input.batch) : std::vector<Prediction>{};
 
-  std::vector<ExplanationRecord> records;
-  for (const Explanation& e : results) {
-    const NamedInput& in = loaded.inputs[e.sample];
-    ExplanationRecord r;
-    r.input = in.name;
-    r.file = in.file;
-    r.index = in.index;
-    r.method = specs[e.method].text();
-    r.method_name = specs[e.method].name;
-    r.parameters = method_parameters(specs[e.method]);
-    r.target = e.target;
-    if (static_cast<size_t>(e.target) < class_names.size())
-      r.class_name = class_names[static_cast<size_t>(e.target)];
-    if (!predictions.empty() && e.target >= 0) {
-      const std::vector<float>& logits = predictions[e.sample].logits;
-      r.logit = logits.at(static_cast<size_t>(e.target));
-      r.probability = softmax(logits)[static_cast<size_t>(e.target)];
-    }
-    records.push_back(std::move(r));
-  }
-
+  std::vector<ExplanationRecord> records = records_for(results, loaded.inputs, methods.specs, class_names);
   OutputLedger ledger;
-  std::string manifest;
-  if (out_kind == OutKind::npy || out_kind == OutKind::png) {
-    manifest = o.out + ".json";
-    ledger.claim(o.out);
-    if (out_kind == OutKind::npy) {
-      // All explanations in input order: [N, ...] for one target per input, [N, T, ...] for several.
-      const size_t per = results.size() / std::max<size_t>(samples.size(), 1);
-      Shape shape = samples.at(0).shape();
-      shape[0] = static_cast<int64_t>(samples.size());
-      if (per > 1) shape.insert(shape.begin() + 1, static_cast<int64_t>(per));
-      Tensor all = Tensor::uninitialized(shape);
-      const int64_t values = samples[0].size();
-      for (size_t i = 0; i < results.size(); ++i) {
-        std::copy_n(results[i].values.data(), values, all.data() + static_cast<int64_t>(i) * values);
-        records[i].outputs.push_back(o.out);
-        records[i].position = {static_cast<int64_t>(results[i].sample)};
-        if (per > 1) records[i].position.push_back(static_cast<int64_t>(i % per));
-      }
-      write_npy(o.out, all);
-    } else {
-      const Explanation& e = results.at(0);
-      write_png(o.out, visualize(pictures[e.method], e.values, input_image(samples[e.sample])));
-      records[0].outputs.push_back(o.out);
-    }
+  const bool single_file = out_kind == OutKind::npy || out_kind == OutKind::png;
+  if (single_file) {
+    write_single_file(o, out_kind, results, samples, pictures, records, ledger);
   } else {
-    manifest = (fs::path(o.out) / "manifest.json").string();
-    fs::create_directories(o.out);
-    const bool save_npy = std::find(o.save.begin(), o.save.end(), "npy") != o.save.end();
-    const bool save_png = std::find(o.save.begin(), o.save.end(), "png") != o.save.end();
-    const bool several_targets =
-        targets.kind == TargetSelection::Kind::indices || targets.kind == TargetSelection::Kind::all;
-    const std::vector<std::string> stems = output_stems(loaded.inputs);
-    std::vector<std::vector<Image>> rows(samples.size());
-    for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
-    for (size_t k = 0; k < results.size(); ++k) {
-      const Explanation& e = results[k];
-      std::string name = stems[e.sample] + "__" + file_safe(specs[e.method].text());
-      if (several_targets) name += "__class" + std::to_string(e.target);
-      const std::string base = (fs::path(o.out) / name).string();
-      if (save_npy) {
-        ledger.claim(base + ".npy");
-        write_npy(base + ".npy", e.values);
-        records[k].outputs.push_back(base + ".npy");
-      }
-      if (!save_png && o.grid.empty()) continue;
-      const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
-      if (save_png) {
-        ledger.claim(base + ".png");
-        write_png(base + ".png", picture);
-        records[k].outputs.push_back(base + ".png");
-      }
-      rows[e.sample].push_back(picture);
-    }
-    if (!o.grid.empty()) {
-      ledger.claim(o.grid);
-      write_png(o.grid, grid(rows));
-    }
+    write_directory(o, results, loaded.inputs, samples, methods.specs, pictures, targets, records, ledger);
   }
+  const std::string manifest = single_file ? o.out + ".json" : (fs::path(o.out) / "manifest.json").string();
   ledger.claim(manifest);
   const nlohmann::json manifest_content = manifest_json(o.model, records);
   write_json(manifest, manifest_content);

@@ -179,6 +179,7 @@ struct Explanation {
   size_t method = 0;
   int64_t target = 0;  // the flat index into the sample's output; -1 for a sum or a mask
   Tensor values;       // shaped like the sample ([1, ...]), or [1, ..., dims] for embedding dimensions
+  Tensor output;       // the sample's explained output ([1, ...]), shared by its explanations
 };
 
 // Explains every sample ([1, ...] each, values of setup.wrt) with every analyzer for the selected

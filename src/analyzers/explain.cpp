@@ -30,13 +30,16 @@ std::vector<Explanation> explain_samples(const Model& model, const std::vector<T
     for (int64_t r = 0; r < x.dim(0); ++r) rows.push_back(begin + std::min(r, count - 1));
     const ForwardPass pass(model, x, binding, rows, keep);
     const std::vector<Target> passes = targets.passes(pass.output(), rows);
+    std::vector<Tensor> outputs;
+    for (int64_t i = 0; i < count; ++i) outputs.push_back(batch_row(pass.output(), i));
     std::vector<Explanation> chunk;
     for (size_t m = 0; m < analyzers.size(); ++m) {
       for (const Target& t : passes) {
         const Tensor e = pass.reported(analyzers[m]->explain(pass, t));
         for (int64_t i = 0; i < count; ++i) {
           const int64_t index = t.is_index() ? t.indices()[static_cast<size_t>(i)] : -1;
-          chunk.push_back({static_cast<size_t>(begin + i), m, index, batch_row(e, i)});
+          chunk.push_back(
+              {static_cast<size_t>(begin + i), m, index, batch_row(e, i), outputs[static_cast<size_t>(i)]});
         }
       }
     }
