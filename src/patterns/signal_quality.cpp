@@ -350,6 +350,133 @@ void check_statistics(const QualityStatistics& stats, const std::vector<size_t>&
   }
 }
 
+// Cholesky factor of Σ_x + λI with λ = ridge · trace(Σ_x) / D, raised tenfold (up to 8 times) while
+// rounding leaves the matrix indefinite.
+Eigen::LLT<Matrix> regularized_factor(const Matrix& cov, double ridge, const std::string& node) {
+  double lambda = ridge * cov.trace() / static_cast<double>(cov.rows());
+  Matrix a = cov;
+  a.diagonal().array() += lambda;
+  Eigen::LLT<Matrix> llt(a);
+  for (int attempt = 0; llt.info() != Eigen::Success && attempt < 8; ++attempt) {
+    a.diagonal().array() += 9.0 * lambda;
+    lambda *= 10.0;
+    llt.compute(a);
+  }
+  if (llt.info() != Eigen::Success)
+    throw Error("layer '" + node + "': the input covariance cannot be factorized");
+  return llt;
+}
+
+// What the neurons of one group share: the statistics of both splits, the group's moments and factor,
+// the layer's weights and fitted patterns, and which outputs are measured.
+struct GroupContext {
+  const QualityLayerStatistics &s2, &s3;
+  const GroupMoments &m2, &m3;
+  const Eigen::LLT<Matrix>& llt;
+  const Tensor &w, &linear, &relu_positive, &relu_negative;
+  const std::vector<QualityOutput>& outputs;
+  bool need_post;
+  uint64_t seed;
+  size_t layer;
+};
+
+// Right-hand sides solved per neuron: [u_w, u_r, a, a₊, a₋, c_p, c_n, c_t(post)].
+constexpr int64_t kRhs = 8;
+
+// ρ of every estimator for neurons [j0, j1) of a group, written into q[mode].rho; counts the neurons used.
+void group_chunk_quality(const GroupContext& c, int64_t j0, int64_t j1, std::vector<LayerQuality>& q) {
+  const int64_t d = c.s2.patch, count = j1 - j0;
+  const size_t modes = c.outputs.size(), estimators = kEstimators.size();
+  std::vector<std::vector<NeuronMoments>> fit(modes), ev(modes);
+  Matrix rhs(d, kRhs * count);
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t j = j0 + i;
+    const Vector wj = neuron_row(c.w, c.s2, j);
+    const double ww = wj.squaredNorm();
+    rhs.col(kRhs * i) = ww > 0.0 ? Vector(wj / ww) : Vector::Zero(d);
+    rhs.col(kRhs * i + 1) = random_direction(wj, c.seed, c.layer, j);
+    rhs.col(kRhs * i + 2) = neuron_row(c.linear, c.s2, j);
+    rhs.col(kRhs * i + 3) = neuron_row(c.relu_positive, c.s2, j);
+    rhs.col(kRhs * i + 4) = neuron_row(c.relu_negative, c.s2, j);
+    const NeuronMoments post =
+        c.need_post ? neuron_moments(c.s2, j, c.m2.mean, QualityOutput::post) : NeuronMoments{};
+    for (size_t k = 0; k < modes; ++k) {
+      fit[k].push_back(
+          c.outputs[k] == QualityOutput::post ? post : neuron_moments(c.s2, j, c.m2.mean, c.outputs[k]));
+      ev[k].push_back(neuron_moments(c.s3, j, c.m3.mean, c.outputs[k]));
+    }
+    const NeuronMoments& any = fit[0].back();
+    rhs.col(kRhs * i + 5) = any.cp;
+    rhs.col(kRhs * i + 6) = any.cn;
+    rhs.col(kRhs * i + 7) = c.need_post ? post.ct : Vector::Zero(d);
+  }
+  const Matrix solved =
+      by_column_blocks(rhs, d, [&](const auto& block) { return Matrix(c.llt.solve(block)); });
+
+  // Every v* of the chunk, then Σ_x(eval)·V at once.
+  struct Job {
+    size_t mode, estimator;
+    int64_t i;
+  };
+  std::vector<Job> jobs;
+  std::vector<Vector> vs;
+  auto estimator = [&](int64_t i, size_t e) {
+    Estimator est;
+    const int64_t col0 = kRhs * i;
+    const int64_t col = e == 0 ? col0 + 1 : e == 1 ? col0 : col0 + 2;  // random, S_w, S_a
+    if (e < 3) {
+      est.a = est.b = rhs.col(col);
+      est.aa = est.ab = solved.col(col);
+      est.single = true;
+    } else {
+      est.a = rhs.col(col0 + 3);
+      est.b = rhs.col(col0 + 4);
+      est.aa = solved.col(col0 + 3);
+      est.ab = solved.col(col0 + 4);
+    }
+    return est;
+  };
+  for (int64_t i = 0; i < count; ++i) {
+    const Vector acp = solved.col(kRhs * i + 5), acn = solved.col(kRhs * i + 6);
+    for (size_t k = 0; k < modes; ++k) {
+      const NeuronMoments& m = fit[k][at(i)];
+      if (m.dead() || ev[k][at(i)].dead()) continue;
+      ++q[k].neurons_used;
+      const Vector act =
+          c.outputs[k] == QualityOutput::post ? Vector(solved.col(kRhs * i + 7)) : Vector(acp + acn);
+      for (size_t e = 0; e < estimators; ++e) {
+        jobs.push_back({k, e, i});
+        vs.push_back(best_projection(estimator(i, e), m, acp, acn, act));
+      }
+    }
+  }
+  if (jobs.empty()) return;
+  Matrix v(d, static_cast<Eigen::Index>(vs.size()));
+  for (size_t col = 0; col < vs.size(); ++col) v.col(static_cast<Eigen::Index>(col)) = vs[col];
+  const Matrix sigma_v = by_column_blocks(v, d, [&](const auto& block) { return Matrix(c.m3.cov * block); });
+  for (size_t col = 0; col < jobs.size(); ++col) {
+    const Job& job = jobs[col];
+    const double corr =
+        correlation(estimator(job.i, job.estimator), ev[job.mode][at(job.i)],
+                    v.col(static_cast<Eigen::Index>(col)), sigma_v.col(static_cast<Eigen::Index>(col)));
+    q[job.mode].rho[kEstimators[job.estimator]][at(j0 + job.i)] = 1.0 - corr;
+  }
+}
+
+// The mean ρ of each estimator over the neurons it was measured on (NaN where none).
+void set_means(LayerQuality& lq) {
+  for (const std::string& e : kEstimators) {
+    double sum = 0.0;
+    int64_t used = 0;
+    for (double r : lq.rho[e]) {
+      if (std::isnan(r)) continue;
+      sum += r;
+      ++used;
+    }
+    lq.mean_rho[e] = used > 0 ? sum / static_cast<double>(used) : std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -497,7 +624,7 @@ std::vector<std::vector<LayerQuality>> signal_quality(const Model& model, const 
       estimate_patterns(model, patterns.statistics, PatternType::linear);
   const std::vector<LayerPatterns> relu = estimate_patterns(model, patterns.statistics, PatternType::relu);
   const bool need_post = std::find(outputs.begin(), outputs.end(), QualityOutput::post) != outputs.end();
-  const size_t modes = outputs.size(), estimators = kEstimators.size();
+  const size_t modes = outputs.size();
   const double nan = std::numeric_limits<double>::quiet_NaN();
 
   std::vector<std::vector<LayerQuality>> result(modes);
@@ -523,117 +650,19 @@ std::vector<std::vector<LayerQuality>> signal_quality(const Model& model, const 
 
     for (int64_t g = 0; g < s2.groups && d > 0; ++g) {
       const GroupMoments m2 = group_moments(s2, g), m3 = group_moments(s3, g);
-      const double trace = m2.cov.trace();
-      if (!(trace > 0.0)) continue;  // constant input: every neuron of the group is dead
-      double lambda = ridge * trace / static_cast<double>(d);
-      Matrix a = m2.cov;
-      a.diagonal().array() += lambda;
-      Eigen::LLT<Matrix> llt(a);
-      for (int attempt = 0; llt.info() != Eigen::Success && attempt < 8; ++attempt) {
-        a.diagonal().array() += 9.0 * lambda;  // rounding made Σ_x indefinite: more ridge
-        lambda *= 10.0;
-        llt.compute(a);
-      }
-      if (llt.info() != Eigen::Success)
-        throw Error("layer '" + node.name + "': the input covariance cannot be factorized");
-
-      // Neurons in chunks: right-hand sides [u_w, u_r, a, a₊, a₋, c_p, c_n, c_t(post)] per neuron.
-      constexpr int64_t kRhs = 8;
+      if (!(m2.cov.trace() > 0.0)) continue;  // constant input: every neuron of the group is dead
+      const Eigen::LLT<Matrix> llt = regularized_factor(m2.cov, ridge, node.name);
+      const GroupContext context{
+          s2,      s3,        m2,   m3, llt, w, linear[l].positive, relu[l].positive, relu[l].negative,
+          outputs, need_post, seed, l};
+      // Neurons in chunks, so the right-hand sides stay within the staging budget.
       const int64_t chunk = std::max<int64_t>(1, kStagingElements / (d * kRhs));
-      for (int64_t j0 = g * per_group; j0 < (g + 1) * per_group; j0 += chunk) {
-        const int64_t j1 = std::min((g + 1) * per_group, j0 + chunk), count = j1 - j0;
-        std::vector<std::vector<NeuronMoments>> fit(modes), ev(modes);
-        std::vector<Vector> cp2(at(count)), cn2(at(count)), ct2(at(count));
-        Matrix rhs(d, kRhs * count);
-        for (int64_t i = 0; i < count; ++i) {
-          const int64_t j = j0 + i;
-          const Vector wj = neuron_row(w, s2, j);
-          const double ww = wj.squaredNorm();
-          rhs.col(kRhs * i) = ww > 0.0 ? Vector(wj / ww) : Vector::Zero(d);
-          rhs.col(kRhs * i + 1) = random_direction(wj, seed, l, j);
-          rhs.col(kRhs * i + 2) = neuron_row(linear[l].positive, s2, j);
-          rhs.col(kRhs * i + 3) = neuron_row(relu[l].positive, s2, j);
-          rhs.col(kRhs * i + 4) = neuron_row(relu[l].negative, s2, j);
-          const NeuronMoments post =
-              need_post ? neuron_moments(s2, j, m2.mean, QualityOutput::post) : NeuronMoments{};
-          for (size_t k = 0; k < modes; ++k) {
-            fit[k].push_back(outputs[k] == QualityOutput::post ? post
-                                                               : neuron_moments(s2, j, m2.mean, outputs[k]));
-            ev[k].push_back(neuron_moments(s3, j, m3.mean, outputs[k]));
-          }
-          const NeuronMoments& any = fit[0].back();
-          rhs.col(kRhs * i + 5) = any.cp;
-          rhs.col(kRhs * i + 6) = any.cn;
-          rhs.col(kRhs * i + 7) = need_post ? post.ct : Vector::Zero(d);
-        }
-        const Matrix solved =
-            by_column_blocks(rhs, d, [&](const auto& block) { return Matrix(llt.solve(block)); });
-
-        // Every v* of the chunk, then Σ_x(eval)·V at once.
-        struct Job {
-          size_t mode, estimator;
-          int64_t i;
-        };
-        std::vector<Job> jobs;
-        std::vector<Vector> vs;
-        auto estimator = [&](int64_t i, size_t e) {
-          Estimator est;
-          const int64_t c = kRhs * i;
-          const int64_t col = e == 0 ? c + 1 : e == 1 ? c : c + 2;  // random, S_w, S_a
-          if (e < 3) {
-            est.a = est.b = rhs.col(col);
-            est.aa = est.ab = solved.col(col);
-            est.single = true;
-          } else {
-            est.a = rhs.col(c + 3);
-            est.b = rhs.col(c + 4);
-            est.aa = solved.col(c + 3);
-            est.ab = solved.col(c + 4);
-          }
-          return est;
-        };
-        for (int64_t i = 0; i < count; ++i) {
-          const Vector acp = solved.col(kRhs * i + 5), acn = solved.col(kRhs * i + 6);
-          for (size_t k = 0; k < modes; ++k) {
-            const NeuronMoments& m = fit[k][at(i)];
-            if (m.dead() || ev[k][at(i)].dead()) continue;
-            ++q[k].neurons_used;
-            const Vector act =
-                outputs[k] == QualityOutput::post ? Vector(solved.col(kRhs * i + 7)) : Vector(acp + acn);
-            for (size_t e = 0; e < estimators; ++e) {
-              jobs.push_back({k, e, i});
-              vs.push_back(best_projection(estimator(i, e), m, acp, acn, act));
-            }
-          }
-        }
-        if (jobs.empty()) continue;
-        Matrix v(d, static_cast<Eigen::Index>(vs.size()));
-        for (size_t c = 0; c < vs.size(); ++c) v.col(static_cast<Eigen::Index>(c)) = vs[c];
-        const Matrix sigma_v =
-            by_column_blocks(v, d, [&](const auto& block) { return Matrix(m3.cov * block); });
-        for (size_t c = 0; c < jobs.size(); ++c) {
-          const Job& job = jobs[c];
-          const double corr =
-              correlation(estimator(job.i, job.estimator), ev[job.mode][at(job.i)],
-                          v.col(static_cast<Eigen::Index>(c)), sigma_v.col(static_cast<Eigen::Index>(c)));
-          q[job.mode].rho[kEstimators[job.estimator]][at(j0 + job.i)] = 1.0 - corr;
-        }
-      }
+      for (int64_t j0 = g * per_group; j0 < (g + 1) * per_group; j0 += chunk)
+        group_chunk_quality(context, j0, std::min((g + 1) * per_group, j0 + chunk), q);
     }
-
     for (size_t k = 0; k < modes; ++k) {
-      LayerQuality& lq = q[k];
-      for (const std::string& e : kEstimators) {
-        double sum = 0.0;
-        int64_t used = 0;
-        for (double r : lq.rho[e]) {
-          if (std::isnan(r)) continue;
-          sum += r;
-          ++used;
-        }
-        lq.mean_rho[e] = used > 0 ? sum / static_cast<double>(used) : nan;
-      }
-      result[k].push_back(std::move(lq));
+      set_means(q[k]);
+      result[k].push_back(std::move(q[k]));
     }
   }
   return result;
