@@ -114,15 +114,10 @@ OperatorScan scan_operators(std::string_view bytes, const std::string& name) {
   return scan;
 }
 
-ImportResult import_model(std::string_view bytes, const std::string& name) {
-  onnx::ModelProto model = parse(bytes, name);
-  ImportResult result;
-  ModelReport& report = result.report;
-  report.path = name;
-  report.producer =
-      model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
-  report.opset = default_opset(model, name);
+namespace {
 
+// The ONNX checker and shape inference, whose findings name the file.
+void check_and_infer_shapes(onnx::ModelProto& model, const std::string& name) {
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {
@@ -134,44 +129,58 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
   } catch (const std::exception& e) {
     throw Error(name + ": ONNX shape inference: " + e.what());
   }
+}
 
-  const onnx::GraphProto& g = model.graph();
-  Graph& graph = result.graph;
+// What the graph is being built from, and the value of every name seen so far.
+struct Builder {
+  const onnx::GraphProto& g;
+  const std::string& name;
+  ImportResult& result;
   std::map<std::string, ValueId> ids;
-  for (const onnx::TensorProto& init : g.initializer()) {
-    Value v{init.name(), {}, false, tensor_from_proto(init, name + ": initializer '" + init.name() + "'")};
+};
+
+// Initializers become constants; the other graph inputs become the model's inputs.
+void add_initializers_and_inputs(Builder& b) {
+  Graph& graph = b.result.graph;
+  for (const onnx::TensorProto& init : b.g.initializer()) {
+    Value v{init.name(), {}, false, tensor_from_proto(init, b.name + ": initializer '" + init.name() + "'")};
     v.shape = v.constant.shape();
     v.shape_known = true;
-    ids[init.name()] = graph.add_value(std::move(v));
+    b.ids[init.name()] = graph.add_value(std::move(v));
   }
-  for (const onnx::ValueInfoProto& in : g.input()) {
-    if (ids.count(in.name())) continue;  // an initializer listed as input (old exporters): a constant
+  for (const onnx::ValueInfoProto& in : b.g.input()) {
+    if (b.ids.count(in.name())) continue;  // an initializer listed as input (old exporters): a constant
     Value v{in.name(), {}, false, {}};
-    read_type_shape(in.type(), v, name + ": input '" + in.name() + "'");
+    read_type_shape(in.type(), v, b.name + ": input '" + in.name() + "'");
     const int32_t elem = in.type().tensor_type().elem_type();
     if (!is_numeric_type(elem))
-      throw Error(name + ": input '" + in.name() + "' has unsupported element type " + type_name(elem));
+      throw Error(b.name + ": input '" + in.name() + "' has unsupported element type " + type_name(elem));
     const ValueId id = graph.add_value(std::move(v));
-    ids[in.name()] = id;
+    b.ids[in.name()] = id;
     graph.inputs.push_back(id);
-    result.input_names.push_back(in.name());
-    result.input_shapes.push_back(graph.value(id).shape);
-    result.input_types.push_back(type_name(elem));
+    b.result.input_names.push_back(in.name());
+    b.result.input_shapes.push_back(graph.value(id).shape);
+    b.result.input_types.push_back(type_name(elem));
   }
-  std::map<std::string, const onnx::TypeProto*> inferred;
-  for (const onnx::ValueInfoProto& vi : g.value_info()) inferred[vi.name()] = &vi.type();
-  for (const onnx::ValueInfoProto& vi : g.output()) inferred[vi.name()] = &vi.type();
+}
 
-  for (int i = 0; i < g.node_size(); ++i) {
-    const onnx::NodeProto& n = g.node(i);
+// One node per NodeProto with its outputs (shapes as inferred); Constant nodes become constant values.
+// Inputs are connected afterwards, so a graph listed out of order still loads.
+void add_nodes(Builder& b) {
+  Graph& graph = b.result.graph;
+  ModelReport& report = b.result.report;
+  std::map<std::string, const onnx::TypeProto*> inferred;
+  for (const onnx::ValueInfoProto& vi : b.g.value_info()) inferred[vi.name()] = &vi.type();
+  for (const onnx::ValueInfoProto& vi : b.g.output()) inferred[vi.name()] = &vi.type();
+  for (int i = 0; i < b.g.node_size(); ++i) {
+    const onnx::NodeProto& n = b.g.node(i);
     OpSpec spec;
     spec.op_type = n.op_type();
     spec.name = n.name().empty() ? n.op_type() + "_" + std::to_string(i) : n.name();
     spec.opset = report.opset;
     ++report.onnx_op_counts[n.op_type()];
-    if (!is_default_domain(n)) {
-      throw Error(name + ": " + spec.where() + ": unsupported operator (domain '" + n.domain() + "')");
-    }
+    if (!is_default_domain(n))
+      throw Error(b.name + ": " + spec.where() + ": unsupported operator (domain '" + n.domain() + "')");
     Node node;
     node.name = spec.name;
     for (const std::string& out : n.output()) {
@@ -181,71 +190,83 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
       }
       Value v{out, {}, false, {}};
       if (auto it = inferred.find(out); it != inferred.end())
-        read_type_shape(*it->second, v, name + ": value '" + out + "'");
+        read_type_shape(*it->second, v, b.name + ": value '" + out + "'");
       const ValueId id = graph.add_value(std::move(v));
-      ids[out] = id;
+      b.ids[out] = id;
       node.outputs.push_back(id);
     }
     if (n.op_type() == "Constant") {
-      const ValueId id = node.outputs.at(0);
-      graph.value(id).constant = constant_value(n, name + ": " + spec.where());
-      graph.value(id).shape = graph.value(id).constant.shape();
-      graph.value(id).shape_known = true;
+      Value& value = graph.value(node.outputs.at(0));
+      value.constant = constant_value(n, b.name + ": " + spec.where());
+      value.shape = value.constant.shape();
+      value.shape_known = true;
       continue;
     }
     spec.num_outputs = static_cast<size_t>(n.output_size());
     spec.num_inputs = static_cast<size_t>(n.input_size());
-    spec.attributes = convert_attributes(n, name + ": " + spec.where());
+    spec.attributes = convert_attributes(n, b.name + ": " + spec.where());
     for (const std::string& in : n.input()) spec.input_present.push_back(!in.empty());
     node.spec = spec;
     try {
       node.op = create_op(spec);
     } catch (const Error& e) {
-      throw Error(name + ": " + e.what());
+      throw Error(b.name + ": " + e.what());
     }
-    // Inputs are resolved after all nodes exist, so a graph listed out of order still loads.
     node.inputs.assign(static_cast<size_t>(n.input_size()), -1);
     graph.add_node(std::move(node));
   }
-  // Resolve node inputs by name.
-  {
-    int node_index = 0;
-    for (int i = 0; i < g.node_size(); ++i) {
-      const onnx::NodeProto& n = g.node(i);
-      if (n.op_type() == "Constant") continue;
-      Node& node = graph.nodes()[static_cast<size_t>(node_index++)];
-      for (int k = 0; k < n.input_size(); ++k) {
-        if (n.input(k).empty()) continue;
-        auto it = ids.find(n.input(k));
-        if (it == ids.end()) {
-          throw Error(name + ": " + node.spec.where() + ": input '" + n.input(k) +
-                      "' is not an initializer, a graph input or the output of any node");
-        }
-        node.inputs[static_cast<size_t>(k)] = it->second;
+}
+
+// Every node input and graph output resolved by name.
+void connect(Builder& b) {
+  Graph& graph = b.result.graph;
+  size_t node_index = 0;
+  for (const onnx::NodeProto& n : b.g.node()) {
+    if (n.op_type() == "Constant") continue;
+    Node& node = graph.nodes()[node_index++];
+    for (int k = 0; k < n.input_size(); ++k) {
+      if (n.input(k).empty()) continue;
+      auto it = b.ids.find(n.input(k));
+      if (it == b.ids.end()) {
+        throw Error(b.name + ": " + node.spec.where() + ": input '" + n.input(k) +
+                    "' is not an initializer, a graph input or the output of any node");
       }
+      node.inputs[static_cast<size_t>(k)] = it->second;
     }
   }
-  for (const onnx::ValueInfoProto& out : g.output()) {
-    auto it = ids.find(out.name());
-    if (it == ids.end())
-      throw Error(name + ": graph output '" + out.name() + "' is not produced by any node");
+  for (const onnx::ValueInfoProto& out : b.g.output()) {
+    auto it = b.ids.find(out.name());
+    if (it == b.ids.end())
+      throw Error(b.name + ": graph output '" + out.name() + "' is not produced by any node");
     graph.outputs.push_back(it->second);
-    result.output_names.push_back(out.name());
+    b.result.output_names.push_back(out.name());
     Value declared;
-    read_type_shape(out.type(), declared, name + ": output '" + out.name() + "'");
-    result.output_shapes.push_back(declared.shape);
+    read_type_shape(out.type(), declared, b.name + ": output '" + out.name() + "'");
+    b.result.output_shapes.push_back(declared.shape);
   }
+}
+
+}  // namespace
+
+ImportResult import_model(std::string_view bytes, const std::string& name) {
+  onnx::ModelProto model = parse(bytes, name);
+  ImportResult result;
+  ModelReport& report = result.report;
+  report.path = name;
+  report.producer =
+      model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
+  report.opset = default_opset(model, name);
+  check_and_infer_shapes(model, name);
+
+  Builder builder{model.graph(), name, result, {}};
+  add_initializers_and_inputs(builder);
+  add_nodes(builder);
+  connect(builder);
   try {
-    graph.sort_topologically();
+    result.graph.sort_topologically();
+    fold_constants(result.graph, report);
   } catch (const Error& e) {
     throw Error(name + ": " + e.what());
-  }
-
-  try {
-    fold_constants(graph, report);
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    throw Error(name + ": " + message);
   }
   return result;
 }
