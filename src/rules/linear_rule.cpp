@@ -129,9 +129,77 @@ Tensor bounds_like(const Shape& like, const std::vector<float>& bound, const std
   return t;
 }
 
+namespace {
+
+// z_g = Σ_b σ_b · forward(in_b, W_b, b_b) over the branches of group g; the group's biases, summed,
+// enter once with the first branch that runs. A group that is the unmodified layer reuses the forward
+// pass's own output.
+Tensor group_z(const LinearRule& rule, const ModifiedParameters& params, const LinearRuleInputs& in,
+               const std::vector<Tensor>& inputs, size_t g) {
+  std::vector<size_t> members;
+  std::vector<const Tensor*> biases;
+  std::vector<float> signs;
+  for (size_t b = 0; b < rule.branches.size(); ++b) {
+    if (rule.branches[b].group != static_cast<int>(g)) continue;
+    members.push_back(b);
+    biases.push_back(&params.biases[b]);
+    signs.push_back(rule.branches[b].sign);
+  }
+  const RuleBranch& only = rule.branches[members.front()];
+  const bool is_true_z = members.size() == 1 && only.input == InputModifier::identity &&
+                         only.weight == ParamModifier::identity && only.bias == ParamModifier::identity;
+  if (is_true_z && !in.output.empty()) return in.output;
+  Tensor z;
+  Tensor bias = sum_biases(biases, signs);
+  for (size_t b : members) {
+    const bool last = b == members.back();
+    if (inputs[b].empty() && !(last && z.empty())) continue;
+    const Tensor x = inputs[b].empty() ? Tensor(in.input.shape()) : inputs[b];
+    const float sign = rule.branches[b].sign;
+    Tensor own_bias = bias;
+    if (!bias.empty() && sign != 1.0f) {
+      own_bias = bias.clone();
+      for (float& v : own_bias.values()) v *= sign;
+    }
+    const Tensor y = in.op.apply(x, params.weights[b], own_bias);
+    bias = Tensor();
+    if (z.empty()) {
+      z = sign == 1.0f ? y : Tensor(y.shape());
+      if (sign != 1.0f) add_scaled(z, y, sign);
+    } else {
+      add_scaled(z, y, sign);
+    }
+  }
+  return z;
+}
+
+// s_g = R ⊙ mask_g / stabilize(z_g), the mask keeping the neurons whose true z has the group's sign.
+Tensor stabilized_share(const LinearRule& rule, size_t g, const Tensor& z, const Tensor& true_z,
+                        const Tensor& relevance) {
+  if (z.shape() != relevance.shape())
+    throw Error("relevance of shape " + to_string(relevance.shape()) + " at an output of shape " +
+                to_string(z.shape()));
+  const std::vector<float> eps = epsilons(rule, z);
+  const GroupMask mask = rule.groups[g].mask;
+  Tensor s = Tensor::uninitialized(z.shape());
+  const int64_t n = z.rank() > 0 ? z.dim(0) : 1, per = n == 0 ? 0 : z.size() / n;
+#pragma omp parallel for if (z.size() > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = eps[static_cast<size_t>(i)];
+    for (int64_t j = i * per; j < (i + 1) * per; ++j) {
+      const bool open =
+          mask == GroupMask::none || (mask == GroupMask::positive_z ? true_z[j] > 0.0f : true_z[j] < 0.0f);
+      const float zj = z[j];
+      s[j] = open ? relevance[j] / (zj + (zj >= 0.0f ? e : -e)) : 0.0f;
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
 Tensor apply_linear_rule(const LinearRule& rule, const ModifiedParameters& params,
                          const LinearRuleInputs& in) {
-  const Tensor& relevance = in.relevance;
   const size_t branches = rule.branches.size();
   std::vector<Tensor> inputs(branches);
   for (size_t b = 0; b < branches; ++b) inputs[b] = branch_input(rule.branches[b].input, in);
@@ -141,66 +209,9 @@ Tensor apply_linear_rule(const LinearRule& rule, const ModifiedParameters& param
   Tensor true_z = in.output;
   if (true_z.empty() && needs_true_z) true_z = in.op.apply(in.input, in.weight, in.bias);
 
-  // s_g = R ⊙ mask_g / stabilize(z_g) for every group.
   std::vector<Tensor> scaled(rule.groups.size());
-  for (size_t g = 0; g < rule.groups.size(); ++g) {
-    std::vector<size_t> members;
-    std::vector<const Tensor*> biases;
-    std::vector<float> signs;
-    for (size_t b = 0; b < branches; ++b) {
-      if (rule.branches[b].group != static_cast<int>(g)) continue;
-      members.push_back(b);
-      biases.push_back(&params.biases[b]);
-      signs.push_back(rule.branches[b].sign);
-    }
-    Tensor z;
-    const RuleBranch& only = rule.branches[members.front()];
-    const bool is_true_z = members.size() == 1 && only.input == InputModifier::identity &&
-                           only.weight == ParamModifier::identity && only.bias == ParamModifier::identity;
-    if (is_true_z && !in.output.empty()) {
-      z = in.output;  // the forward pass computed it already
-    } else {
-      // The group's biases, summed, enter once with the first branch that runs.
-      Tensor bias = sum_biases(biases, signs);
-      for (size_t b : members) {
-        const bool last = b == members.back();
-        if (inputs[b].empty() && !(last && z.empty())) continue;
-        const Tensor x = inputs[b].empty() ? Tensor(in.input.shape()) : inputs[b];
-        const float sign = rule.branches[b].sign;
-        Tensor own_bias = bias;
-        if (!bias.empty() && sign != 1.0f) {
-          own_bias = bias.clone();
-          for (float& v : own_bias.values()) v *= sign;
-        }
-        const Tensor y = in.op.apply(x, params.weights[b], own_bias);
-        bias = Tensor();
-        if (z.empty()) {
-          z = sign == 1.0f ? y : Tensor(y.shape());
-          if (sign != 1.0f) add_scaled(z, y, sign);
-        } else {
-          add_scaled(z, y, sign);
-        }
-      }
-    }
-    if (z.shape() != relevance.shape())
-      throw Error("relevance of shape " + to_string(relevance.shape()) + " at an output of shape " +
-                  to_string(z.shape()));
-    const std::vector<float> eps = epsilons(rule, z);
-    const GroupMask mask = rule.groups[g].mask;
-    Tensor s = Tensor::uninitialized(z.shape());
-    const int64_t n = z.rank() > 0 ? z.dim(0) : 1, per = n == 0 ? 0 : z.size() / n;
-#pragma omp parallel for if (z.size() > 65536)
-    for (int64_t i = 0; i < n; ++i) {
-      const float e = eps[static_cast<size_t>(i)];
-      for (int64_t j = i * per; j < (i + 1) * per; ++j) {
-        const bool open =
-            mask == GroupMask::none || (mask == GroupMask::positive_z ? true_z[j] > 0.0f : true_z[j] < 0.0f);
-        const float zj = z[j];
-        s[j] = open ? relevance[j] / (zj + (zj >= 0.0f ? e : -e)) : 0.0f;
-      }
-    }
-    scaled[g] = std::move(s);
-  }
+  for (size_t g = 0; g < rule.groups.size(); ++g)
+    scaled[g] = stabilized_share(rule, g, group_z(rule, params, in, inputs, g), true_z, in.relevance);
 
   // R_in = Σ_b λ_g σ_b · in_b ⊙ backward_data(s_g, W_b).
   Tensor result(in.input.shape());
