@@ -9,7 +9,6 @@
 #include "input_options.hpp"
 #include "progress.hpp"
 #include "sieve/analyzer.hpp"
-#include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
@@ -74,38 +73,14 @@ void print_rules(const nlohmann::json& rules) {
   }
 }
 
-// Σ R per layer for a relevance method: means over the inputs of Σ R at each node's output and input.
+// Σ R per layer for a relevance method: means over the explanations of Σ R at each node's output and input.
 nlohmann::json conservation_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer,
                                  const Model& model, const std::vector<Tensor>& samples,
                                  const TargetSelection& targets, int64_t max_batch) {
-  std::vector<LayerRelevance> total;
-  double logit_sum = 0.0;
-  size_t explained = 0;
-  run_in_batches(model, samples, max_batch, [&](const Tensor& x, int64_t, int64_t count) {
-    const auto rows = static_cast<size_t>(count);
-    const ForwardPass pass(model, x, analyzer.trace_values(model));
-    for (const std::vector<int64_t>& t : targets.resolve(pass.output())) {
-      std::vector<LayerRelevance> layers;
-      analyzer.explain(pass, t, &layers);
-      if (total.empty()) {
-        total = layers;
-        for (LayerRelevance& l : total) l.input_sum.assign(1, 0.0), l.output_sum.assign(1, 0.0);
-      }
-      for (size_t k = 0; k < layers.size() && k < total.size(); ++k) {
-        for (size_t i = 0; i < layers[k].input_sum.size() && i < rows; ++i) {
-          total[k].input_sum[0] += layers[k].input_sum[i];
-          total[k].output_sum[0] += layers[k].output_sum[i];
-        }
-      }
-      for (size_t i = 0; i < rows; ++i)
-        logit_sum += pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]];
-      explained += rows;
-    }
-  });
-  const double n = static_cast<double>(std::max<size_t>(explained, 1));
+  const ConservationReport report = conservation_report(analyzer, model, samples, targets, max_batch);
   nlohmann::json layers = nlohmann::json::array();
-  for (const LayerRelevance& l : total) {
-    const double out = l.output_sum[0] / n, in = l.input_sum[0] / n;
+  for (const LayerRelevance& l : report.layers) {
+    const double out = l.output_sum[0], in = l.input_sum[0];
     layers.push_back({{"node", l.name},
                       {"op_type", l.op_type},
                       {"sum_out", out},
@@ -113,8 +88,8 @@ nlohmann::json conservation_json(const MethodSpec& spec, const RelevanceAnalyzer
                       {"ratio", out != 0.0 ? in / out : 0.0}});
   }
   return {{"method", spec.text()},
-          {"explanations", explained},
-          {"mean_target_logit", logit_sum / n},
+          {"explanations", report.explanations},
+          {"mean_target_logit", report.mean_target_logit},
           {"layers", layers}};
 }
 

@@ -117,4 +117,16 @@ class RelevanceAnalyzer : public Analyzer {
   }
 };
 
+// Σ R at each node's output and input, as means over the explanations of `samples` ([1, ...] each, of
+// a single-input model) for class targets of the first output (max, indices, all), with the mean target
+// logit they start from.
+struct ConservationReport {
+  size_t explanations = 0;
+  double mean_target_logit = 0.0;
+  std::vector<LayerRelevance> layers;  // input_sum and output_sum hold one value each: the mean
+};
+ConservationReport conservation_report(const RelevanceAnalyzer& analyzer, const Model& model,
+                                       const std::vector<Tensor>& samples, const TargetSelection& targets,
+                                       int64_t max_batch = 32);
+
 }  // namespace sieve

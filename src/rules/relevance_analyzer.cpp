@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "analyzers/params.hpp"
+#include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/parse.hpp"
 
@@ -238,3 +239,43 @@ std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset,
 }
 
 }  // namespace sieve::rules
+
+namespace sieve {
+
+ConservationReport conservation_report(const RelevanceAnalyzer& analyzer, const Model& model,
+                                       const std::vector<Tensor>& samples, const TargetSelection& targets,
+                                       int64_t max_batch) {
+  ConservationReport report;
+  double logit_sum = 0.0;
+  const std::vector<ValueId> keep = analyzer.trace_values(model);
+  run_in_batches(model, samples, max_batch, [&](const Tensor& x, int64_t, int64_t count) {
+    const auto rows = static_cast<size_t>(count);
+    const ForwardPass pass(model, x, keep);
+    for (const std::vector<int64_t>& t : targets.resolve(pass.output())) {
+      std::vector<LayerRelevance> layers;
+      analyzer.explain(pass, t, &layers);
+      if (report.layers.empty()) {
+        report.layers = layers;
+        for (LayerRelevance& l : report.layers) l.input_sum.assign(1, 0.0), l.output_sum.assign(1, 0.0);
+      }
+      for (size_t k = 0; k < layers.size() && k < report.layers.size(); ++k) {
+        for (size_t i = 0; i < layers[k].input_sum.size() && i < rows; ++i) {
+          report.layers[k].input_sum[0] += layers[k].input_sum[i];
+          report.layers[k].output_sum[0] += layers[k].output_sum[i];
+        }
+      }
+      for (size_t i = 0; i < rows; ++i)
+        logit_sum += pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]];
+      report.explanations += rows;
+    }
+  });
+  const double n = static_cast<double>(std::max<size_t>(report.explanations, 1));
+  for (LayerRelevance& l : report.layers) {
+    l.input_sum[0] /= n;
+    l.output_sum[0] /= n;
+  }
+  report.mean_target_logit = logit_sum / n;
+  return report;
+}
+
+}  // namespace sieve
