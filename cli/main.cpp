@@ -18,14 +18,13 @@ std::string one_line(std::string message) {
 // "did you mean" for a mistyped subcommand or option: the first command-line word that names neither,
 // matched against the subcommands or the options of the subcommand given.
 std::string suggestion(const CLI::App& app, int argc, char** argv) {
-  std::vector<std::string> commands;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-    commands.push_back(sub->get_name());
   if (argc < 2) return "";
   const std::string command = argv[1];
   if (command.empty() || command[0] == '-') return "";
+  std::vector<std::string> commands;
   const CLI::App* sub = nullptr;
   for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; })) {
+    commands.push_back(s->get_name());
     if (s->get_name() == command) sub = s;
   }
   if (sub == nullptr) {
