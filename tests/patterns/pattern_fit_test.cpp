@@ -46,16 +46,6 @@ Tensor rows(const Tensor& t, int64_t begin, int64_t count) {
   return Tensor(shape, std::span<const float>(t.data() + begin * per, static_cast<size_t>(count * per)));
 }
 
-Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& order) {
-  const int64_t per = t.size() / t.dim(0);
-  Shape shape = t.shape();
-  shape[0] = static_cast<int64_t>(order.size());
-  Tensor out(shape);
-  for (size_t i = 0; i < order.size(); ++i)
-    std::copy_n(t.data() + order[i] * per, per, out.data() + static_cast<int64_t>(i) * per);
-  return out;
-}
-
 // The library's accumulation, `batch` rows at a time.
 PatternStatistics fit(const Model& model, const Tensor& data, int64_t batch) {
   PatternStatistics stats(model);
@@ -586,7 +576,7 @@ void check_invariance(const std::string& model_file, int64_t n) {
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937(5));
-  expect_same_statistics(fit(model, gather_rows(data, order), 1), reference, 1e-12, model_file + " shuffled");
+  expect_same_statistics(fit(model, gathered_rows(data, order), 1), reference, 1e-12, model_file + " shuffled");
   // Two files in one stream, and the two halves fitted separately and merged.
   expect_same_statistics(fit_files(model, {first.string(), second.string()}, 1), reference, 1e-12,
                          model_file + " two files");
