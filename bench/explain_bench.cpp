@@ -12,6 +12,7 @@
 
 #include "random_input.hpp"
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 
 namespace {
 

@@ -12,6 +12,7 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/results.hpp"
 #include "sieve/text_inputs.hpp"
 #include "sieve/visualize.hpp"
@@ -44,17 +45,6 @@ Visualization parse_viz(const std::string& name) {
   if (name == "scale_input") return Visualization::scale_input;
   if (name == "blend") return Visualization::blend;
   throw Error("unknown visualization '" + name + "' (heatmap, graymap, projection, scale_input, blend)");
-}
-
-// The input value range in the model's input space, when the profile or the flags say what it is.
-std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
-                                            const InputOptions& o) {
-  if (loaded.profile && loaded.profile->input_range) return loaded.profile->input_range;
-  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || !o.scale.empty() ||
-                                   !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
-  if (!preprocessing_known) return std::nullopt;
-  const Shape& s = model.input_shapes().at(0);
-  return input_range(loaded.preprocessing, s.size() >= 2 && s[1] > 0 ? s[1] : 1);
 }
 
 // The rule or treatment of every node of a relevance method.
@@ -391,12 +381,16 @@ void run_explain(const ExplainOptions& o) {
   }
   const Model model = Model::load(o.model);
   ExplainSetup setup{o.wrt, o.output, {}, false};
-  const LoadedInputs loaded =
-      load_cli_inputs(o.model, model, o.inputs, o.input, explained_input(model, setup));
+  const size_t wrt = explained_input(model, setup);
+  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input, wrt);
   const std::vector<std::string> class_names =
       loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
   AnalyzerContext context;
-  context.input_range = known_input_range(model, loaded, o.input);
+  const Shape& shape = model.input_shapes().at(wrt);
+  const bool preprocessing_stated = !o.input.scale.empty() || !o.input.mean.empty() || !o.input.std.empty() ||
+                                    o.input.raw_range.size() == 2;
+  context.input_range = known_input_range(loaded.profile, loaded.preprocessing, preprocessing_stated,
+                                          shape.size() >= 2 && shape[1] > 0 ? shape[1] : 1);
   context.rules = o.rules;
   context.composite_file = o.composite;
   context.patterns_file = o.patterns;

@@ -20,29 +20,18 @@ void run_fit(const FitOptions& o) {
   const PatternType type = parse_pattern_type(o.type);
   const Model model = Model::load(o.model);
   PatternFile file;
-  file.fingerprint = model_fingerprint(model);
-  file.type = type;
   if (!o.merge.empty()) {
-    for (const std::string& path : o.merge) {
-      const PatternFile part = read_pattern_file_for(path, model);
-      if (file.statistics.layers().empty()) {
-        file.statistics = part.statistics;
-      } else {
-        file.statistics.merge(part.statistics);
-      }
-      file.data_description += (file.data_description.empty() ? "" : " + ") + part.data_description;
-    }
+    file = merge_pattern_files(model, o.merge, type);
   } else {
     const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input, o.data);
     InputStream data(o.data, resolved.preprocessing, model.input_shapes().at(0));
+    std::string description;
+    for (const std::string& d : o.data) description += (description.empty() ? "" : ", ") + d;
     Progress progress("fitting patterns");
-    file.statistics = fit_pattern_statistics(model, data, o.input.batch, [&](int64_t done, int64_t total) {
+    file = fit_pattern_file(model, data, type, o.input.batch, description, [&](int64_t done, int64_t total) {
       progress.update(static_cast<size_t>(done), static_cast<size_t>(std::max<int64_t>(total, done)));
     });
-    for (const std::string& d : o.data)
-      file.data_description += (file.data_description.empty() ? "" : ", ") + d;
   }
-  file.patterns = estimate_patterns(model, file.statistics, type);
   write_pattern_file(o.out, file);
   std::cout << "fitted " << to_string(type) << " patterns of " << file.patterns.size() << " layer(s) on "
             << file.statistics.images << " input(s) to " << o.out << "\n";

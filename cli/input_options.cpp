@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "sieve/error.hpp"
+#include "sieve/io/formats.hpp"
 #include "sieve/parse.hpp"
 
 namespace sieve::cli {
@@ -66,7 +67,7 @@ namespace {
 void check_preprocessing_applies(const std::vector<std::string>& paths, const InputOptions& o) {
   if (o.scale.empty() && o.mean.empty() && o.std.empty()) return;
   for (const std::string& path : paths) {
-    if (parse_data_slice(path).path.ends_with(".npy"))
+    if (format_of_file(parse_data_slice(path).path) == DataFormat::npy)
       throw Error(path +
                   ": --scale, --mean and --std apply to images and IDX files; an .npy array is "
                   "taken as the model input as it is");

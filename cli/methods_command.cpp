@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 
 namespace sieve::cli {
 

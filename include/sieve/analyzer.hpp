@@ -14,17 +14,10 @@
 
 #include "sieve/io/preprocess.hpp"
 #include "sieve/model.hpp"
+#include "sieve/params.hpp"
 #include "sieve/reverse.hpp"
 
 namespace sieve {
-
-struct MethodSpec {
-  std::string name;
-  std::map<std::string, std::string> params;
-  // "name" or "name:key=value,key=value".
-  static MethodSpec parse(const std::string& text);
-  std::string text() const;
-};
 
 // A model input held fixed while another is explained: one row per sample, batched with the explained
 // input, or one value shared by every batch. A shared value of an input batched like the explained one
@@ -130,15 +123,6 @@ class Analyzer {
   virtual std::vector<ValueId> trace_values(const Model&) const { return {}; }
 };
 
-struct MethodParameter {
-  std::string name, default_value, description;
-};
-struct MethodInfo {
-  std::string name, description;
-  std::vector<MethodParameter> parameters;
-  std::string visualization;  // default picture: heatmap, graymap or projection
-};
-
 // What an analyzer may need beyond its own parameters.
 struct AnalyzerContext {
   std::optional<InputRange> input_range;  // the model input's value range (default bounds of z^B)
@@ -146,11 +130,6 @@ struct AnalyzerContext {
   std::string composite_file;      // a JSON composite, ahead of a preset's (after `rules`)
   std::string patterns_file;       // fitted patterns for pattern.net / pattern.attribution
 };
-
-// Every registered method with its parameters and defaults.
-const std::vector<MethodInfo>& available_methods();
-// Throws sieve::Error for an unknown method, an unknown parameter or a malformed value.
-std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context = {});
 
 // What to explain in each sample's output: "max" (the largest value: the predicted class), a flat index,
 // a comma list, "all", "sum" (the sum of the output) or a weight mask.

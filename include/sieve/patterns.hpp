@@ -95,4 +95,13 @@ PatternFile read_pattern_file(const std::string& path);
 // Reads a pattern file and checks it was made for `model` (throws naming both fingerprints otherwise).
 PatternFile read_pattern_file_for(const std::string& path, const Model& model);
 
+// Patterns of `type` fitted on one pass over `data` (fit_pattern_statistics), described by
+// `data_description` in the file.
+PatternFile fit_pattern_file(const Model& model, InputStream& data, PatternType type, int64_t batch,
+                             const std::string& data_description,
+                             const std::function<void(int64_t, int64_t)>& progress = {});
+// The pattern files of `model` fitted on parts of a data set, made one: their statistics added (the
+// same as one fit on all parts) and the patterns of `type` estimated from the sum.
+PatternFile merge_pattern_files(const Model& model, const std::vector<std::string>& paths, PatternType type);
+
 }  // namespace sieve

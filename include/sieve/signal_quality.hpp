@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,30 @@ std::vector<std::vector<LayerQuality>> signal_quality(const Model& model, const 
                                                       const QualityStatistics& eval,
                                                       const std::vector<QualityOutput>& outputs,
                                                       uint64_t seed = 0, double ridge = kQualityRidge);
+
+// A ρ(S) run as reported: where its three splits came from and the results per output.
+struct QualityReport {
+  std::string model, patterns, pattern_data;  // pattern_data: the pattern file's data description
+  int64_t pattern_images = 0;
+  std::vector<std::string> fit_data, eval_data;
+  int64_t fit_images = 0, eval_images = 0;
+  uint64_t seed = 0;
+  double ridge = kQualityRidge;
+  std::vector<QualityOutput> outputs;
+  std::vector<std::vector<LayerQuality>> results;  // one per output
+};
+// "pre: t = y = wᵀx" or "post: t = relu(wᵀx + b)".
+std::string describe(QualityOutput output);
+// A table for people: one row per layer, one column per estimator (mean ρ), with a heading line.
+std::string quality_table(QualityOutput output, const std::vector<LayerQuality>& layers);
+// Every number: per output, layer, estimator the mean ρ and the ρ of each neuron (NaN as null).
+nlohmann::json quality_json(const QualityReport& report);
+// PatternNet Fig. 3: mean ρ per layer for each estimator, one panel per output.
+std::string quality_svg(const QualityReport& report);
+// Throws sieve::Error when two of the three splits (the patterns' data, as described in the pattern
+// file, `fit_data` and `eval_data`) share samples: the same file with overlapping ranges.
+void check_disjoint_splits(const std::string& pattern_data, const std::vector<std::string>& fit_data,
+                           const std::vector<std::string>& eval_data);
 
 // The random estimator's direction u = r/(wᵀr) of neuron `neuron` of pattern layer `layer` with
 // filter w (exposed for tests).

@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include "sieve/analyzer.hpp"
 #include "sieve/batch.hpp"
@@ -10,33 +9,6 @@
 #include "sieve/text_inputs.hpp"
 
 namespace sieve {
-
-MethodSpec MethodSpec::parse(const std::string& text) {
-  MethodSpec spec;
-  const size_t colon = text.find(':');
-  spec.name = text.substr(0, colon);
-  if (spec.name.empty()) throw Error("method '" + text + "': empty method name");
-  if (colon == std::string::npos) return spec;
-  std::stringstream rest(text.substr(colon + 1));
-  std::string item;
-  while (std::getline(rest, item, ',')) {
-    const size_t eq = item.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error("method '" + text + "': parameter '" + item + "' is not key=value");
-    spec.params[item.substr(0, eq)] = item.substr(eq + 1);
-  }
-  return spec;
-}
-
-std::string MethodSpec::text() const {
-  std::string s = name;
-  char sep = ':';
-  for (const auto& [k, v] : params) {
-    s += sep + k + "=" + v;
-    sep = ',';
-  }
-  return s;
-}
 
 // How each model input is fed, which value is explained and which output, resolved from an
 // ExplainSetup once per pass.

@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "analyzers/params.hpp"
+#include "sieve/params.hpp"
 #include "sieve/analyzer.hpp"
 
 namespace sieve::analyzers {

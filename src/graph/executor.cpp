@@ -33,6 +33,35 @@ Executor::Executor(const Graph& graph)
   for (ValueId v : graph.inputs) last_use_[static_cast<size_t>(v)] = static_cast<int>(nodes.size());
 }
 
+namespace {
+
+// The node's input values; trailing omitted optional inputs are dropped so ops see only what was given.
+void collect_args(const Graph& graph, const Node& node, const std::vector<Tensor>& values,
+                  std::vector<Tensor>& args) {
+  args.clear();
+  for (ValueId v : node.inputs) {
+    if (v >= 0 && values[static_cast<size_t>(v)].empty() && !graph.value(v).is_constant()) {
+      throw Error(node.spec.where() + ": input '" + graph.value(v).name + "' was not computed");
+    }
+    args.push_back(v >= 0 ? values[static_cast<size_t>(v)] : Tensor());
+  }
+  while (!args.empty() && args.back().empty() && node.inputs[args.size() - 1] < 0) args.pop_back();
+}
+
+// Runs one node; every failure becomes one message naming the node.
+std::vector<Tensor> run_op(const Node& node, const std::vector<Tensor>& args, bool fused_relu) {
+  try {
+    return fused_relu ? node.op->forward_relu(args) : node.op->forward(args);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    throw Error(message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message);
+  } catch (const dnnl::error& e) {
+    throw Error(node.spec.where() + ": oneDNN: " + e.what());
+  }
+}
+
+}  // namespace
+
 std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trace,
                                   const std::vector<bool>& keep,
                                   const std::map<ValueId, Tensor>& given) const {
@@ -65,24 +94,8 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Trace* trac
     const Node& node = nodes[n];
     if (done[n] || all_given(node)) continue;
     const int relu = fused_relu_[n] >= 0 && !kept(node.outputs[0]) ? fused_relu_[n] : -1;
-    args.clear();
-    for (ValueId v : node.inputs) {
-      if (v >= 0 && values[static_cast<size_t>(v)].empty() && !graph_.value(v).is_constant()) {
-        throw Error(node.spec.where() + ": input '" + graph_.value(v).name + "' was not computed");
-      }
-      args.push_back(v >= 0 ? values[static_cast<size_t>(v)] : Tensor());
-    }
-    // Trailing omitted optional inputs are dropped so ops see only what was given.
-    while (!args.empty() && args.back().empty() && node.inputs[args.size() - 1] < 0) args.pop_back();
-    std::vector<Tensor> outputs;
-    try {
-      outputs = relu >= 0 ? node.op->forward_relu(args) : node.op->forward(args);
-    } catch (const Error& e) {
-      const std::string message = e.what();
-      throw Error(message.rfind("node '", 0) == 0 ? message : node.spec.where() + ": " + message);
-    } catch (const dnnl::error& e) {
-      throw Error(node.spec.where() + ": oneDNN: " + e.what());
-    }
+    collect_args(graph_, node, values, args);
+    std::vector<Tensor> outputs = run_op(node, args, relu >= 0);
     if (relu >= 0) {
       // The op's own output never exists; the Relu's output takes the fused result.
       const ValueId pre = node.outputs[0], post = nodes[static_cast<size_t>(relu)].outputs[0];

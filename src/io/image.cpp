@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "sieve/error.hpp"
+#include "sieve/io/formats.hpp"
 
 namespace sieve {
 namespace {
@@ -89,9 +90,14 @@ Image decode_jpeg(const std::string& path, const std::string& bytes) {
 
 Image read_image(const std::string& path) {
   const std::string bytes = read_bytes(path);
-  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8) == 0)
-    return decode_png(path, bytes);
-  if (bytes.size() >= 3 && std::memcmp(bytes.data(), "\xff\xd8\xff", 3) == 0) return decode_jpeg(path, bytes);
+  switch (format_of_bytes(bytes)) {
+    case DataFormat::png:
+      return decode_png(path, bytes);
+    case DataFormat::jpeg:
+      return decode_jpeg(path, bytes);
+    default:
+      break;
+  }
   throw Error(path + ": not a PNG or JPEG file");
 }
 

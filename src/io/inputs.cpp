@@ -3,12 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "io/input_files.hpp"
 #include "sieve/error.hpp"
+#include "sieve/io/formats.hpp"
 #include "sieve/io/idx.hpp"
 #include "sieve/io/image.hpp"
 #include "sieve/io/npy.hpp"
@@ -18,17 +17,6 @@ namespace fs = std::filesystem;
 
 namespace sieve {
 namespace detail {
-namespace {
-
-bool is_image_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  char head[8] = {};
-  in.read(head, 8);
-  return std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0 || std::memcmp(head, "\xff\xd8\xff", 3) == 0;
-}
-
-}  // namespace
-
 std::vector<InputFile> expand_input_path(const std::string& text, UnreadableFiles* unreadable) {
   const DataSlice slice = parse_data_slice(text);
   const std::string& path = slice.path;
@@ -41,7 +29,7 @@ std::vector<InputFile> expand_input_path(const std::string& text, UnreadableFile
       std::string problem;
       if (fs::is_directory(entry)) {
         problem = "a directory inside the input directory (directories are not read recursively)";
-      } else if (!is_image_file(entry)) {
+      } else if (!is_image_format(format_of_content(entry.string()))) {
         problem = "not a PNG or JPEG image (an input directory must hold only images)";
       }
       if (problem.empty()) {
@@ -61,12 +49,11 @@ std::vector<InputFile> expand_input_path(const std::string& text, UnreadableFile
     return out;
   }
   if (!fs::exists(path)) throw Error(path + ": no such file or directory");
-  InputKind kind = InputKind::image;
-  if (path.ends_with(".npy")) {
-    kind = InputKind::npy;
-  } else if (path.ends_with("-ubyte") || path.ends_with(".idx") || path.ends_with(".gz")) {
-    kind = InputKind::idx;
-  }
+  // Anything neither .npy nor IDX goes to the image reader, which names the file it cannot decode.
+  const DataFormat format = format_of_file(path);
+  const InputKind kind = format == DataFormat::npy   ? InputKind::npy
+                         : format == DataFormat::idx ? InputKind::idx
+                                                     : InputKind::image;
   return {{path, kind, slice.begin, slice.end}};
 }
 

@@ -114,4 +114,12 @@ void check_profile_fits(const ModelProfile& profile, const std::string& path, in
   }
 }
 
+std::optional<InputRange> known_input_range(const std::optional<ModelProfile>& profile,
+                                            const Preprocessing& p, bool preprocessing_stated,
+                                            int64_t channels) {
+  if (profile && profile->input_range) return profile->input_range;
+  if (!preprocessing_stated && !(profile && profile->preprocessing)) return std::nullopt;
+  return input_range(p, channels);
+}
+
 }  // namespace sieve

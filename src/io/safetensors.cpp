@@ -174,19 +174,16 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
   if (!out) throw Error(path + ": write error");
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error(path + ": cannot open file");
-  const auto end_position = in.tellg();
-  if (end_position < 0) throw Error(path + ": cannot read file");
-  const uint64_t file_size = static_cast<uint64_t>(end_position);
-  in.seekg(0);
+namespace {
+
+// The JSON header after the 8-byte length, every size checked against the file before reading.
+json read_header(std::ifstream& in, uint64_t file_size, const std::string& path, uint64_t& header_size) {
   unsigned char length[8];
   if (file_size < 8 || !in.read(reinterpret_cast<char*>(length), 8)) {
     throw Error(path + ": truncated safetensors file: " + std::to_string(file_size) +
                 " bytes, shorter than the 8-byte header length");
   }
-  uint64_t header_size = 0;
+  header_size = 0;
   for (int i = 8; i-- > 0;) header_size = (header_size << 8) | length[i];
   if (header_size > kMaxHeaderBytes) {
     throw Error(path + ": safetensors header length " + std::to_string(header_size) +
@@ -210,53 +207,75 @@ SafetensorsFile read_safetensors(const std::string& path) {
     throw Error(path + ": corrupt safetensors header: " + e.what());
   }
   if (!header.is_object()) throw Error(path + ": corrupt safetensors header: not a JSON object");
+  return header;
+}
+
+std::map<std::string, std::string> read_metadata(const json& info, const std::string& path) {
+  if (!info.is_object()) throw Error(path + ": __metadata__ must be an object of strings");
+  std::map<std::string, std::string> metadata;
+  for (const auto& [key, value] : info.items()) {
+    if (!value.is_string()) {
+      throw Error(path + ": __metadata__ value of '" + key + "' must be a string, not " + value.dump());
+    }
+    metadata[key] = value.get<std::string>();
+  }
+  return metadata;
+}
+
+// The values of one checked entry, read in chunks and widened to double.
+void read_values(std::ifstream& in, uint64_t data_start, const Entry& e, const std::string& path,
+                 StoredTensor& t) {
+  t.shape = e.shape;
+  t.float64 = e.float64;
+  const uint64_t size = e.float64 ? 8 : 4, count = (e.end - e.begin) / size;
+  t.values.resize(static_cast<size_t>(count));
+  in.seekg(static_cast<std::streamoff>(data_start + e.begin));
+  const uint64_t per_chunk = kChunkBytes / size;
+  std::vector<char> buffer;
+  for (uint64_t done = 0; done < count;) {
+    const uint64_t n = std::min(per_chunk, count - done);
+    buffer.resize(static_cast<size_t>(n * size));
+    if (!in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()))) {
+      throw Error(path + ": truncated data in " + quoted(e.name));
+    }
+    if (e.float64) {
+      std::memcpy(t.values.data() + done, buffer.data(), buffer.size());
+    } else {
+      for (uint64_t i = 0; i < n; ++i) {
+        float v;
+        std::memcpy(&v, buffer.data() + i * size, sizeof v);
+        t.values[static_cast<size_t>(done + i)] = v;
+      }
+    }
+    done += n;
+  }
+}
+
+}  // namespace
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(path + ": cannot open file");
+  const auto end_position = in.tellg();
+  if (end_position < 0) throw Error(path + ": cannot read file");
+  const uint64_t file_size = static_cast<uint64_t>(end_position);
+  in.seekg(0);
+  uint64_t header_size = 0;
+  const json header = read_header(in, file_size, path, header_size);
 
   const uint64_t data_start = 8 + header_size, buffer_size = file_size - data_start;
   SafetensorsFile file;
   std::vector<Entry> entries;
   for (const auto& [name, info] : header.items()) {
     if (name == kMetadataKey) {
-      if (!info.is_object()) throw Error(path + ": __metadata__ must be an object of strings");
-      for (const auto& [key, value] : info.items()) {
-        if (!value.is_string()) {
-          throw Error(path + ": __metadata__ value of '" + key + "' must be a string, not " + value.dump());
-        }
-        file.metadata[key] = value.get<std::string>();
-      }
-      continue;
+      file.metadata = read_metadata(info, path);
+    } else {
+      entries.push_back(parse_entry(name, info, buffer_size, path));
     }
-    entries.push_back(parse_entry(name, info, buffer_size, path));
   }
   check_layout(entries, buffer_size, path);
-
-  // Every byte range now lies inside the file, so the allocations below are bounded by its size.
-  std::vector<char> buffer;
-  for (const Entry& e : entries) {
-    StoredTensor& t = file.tensors[e.name];
-    t.shape = e.shape;
-    t.float64 = e.float64;
-    const uint64_t size = e.float64 ? 8 : 4, count = (e.end - e.begin) / size;
-    t.values.resize(static_cast<size_t>(count));
-    in.seekg(static_cast<std::streamoff>(data_start + e.begin));
-    const uint64_t per_chunk = kChunkBytes / size;
-    for (uint64_t done = 0; done < count;) {
-      const uint64_t n = std::min(per_chunk, count - done);
-      buffer.resize(static_cast<size_t>(n * size));
-      if (!in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()))) {
-        throw Error(path + ": truncated data in " + quoted(e.name));
-      }
-      if (e.float64) {
-        std::memcpy(t.values.data() + done, buffer.data(), buffer.size());
-      } else {
-        for (uint64_t i = 0; i < n; ++i) {
-          float v;
-          std::memcpy(&v, buffer.data() + i * size, sizeof v);
-          t.values[static_cast<size_t>(done + i)] = v;
-        }
-      }
-      done += n;
-    }
-  }
+  // Every byte range now lies inside the file, so the allocations are bounded by its size.
+  for (const Entry& e : entries) read_values(in, data_start, e, path, file.tensors[e.name]);
   return file;
 }
 

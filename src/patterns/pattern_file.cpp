@@ -134,4 +134,34 @@ PatternFile read_pattern_file_for(const std::string& path, const Model& model) {
   return file;
 }
 
+PatternFile fit_pattern_file(const Model& model, InputStream& data, PatternType type, int64_t batch,
+                             const std::string& data_description,
+                             const std::function<void(int64_t, int64_t)>& progress) {
+  PatternFile file;
+  file.fingerprint = model_fingerprint(model);
+  file.type = type;
+  file.data_description = data_description;
+  file.statistics = fit_pattern_statistics(model, data, batch, progress);
+  file.patterns = estimate_patterns(model, file.statistics, type);
+  return file;
+}
+
+PatternFile merge_pattern_files(const Model& model, const std::vector<std::string>& paths, PatternType type) {
+  if (paths.empty()) throw Error("no pattern files to merge");
+  PatternFile file;
+  file.fingerprint = model_fingerprint(model);
+  file.type = type;
+  for (const std::string& path : paths) {
+    const PatternFile part = read_pattern_file_for(path, model);
+    if (file.statistics.layers().empty()) {
+      file.statistics = part.statistics;
+    } else {
+      file.statistics.merge(part.statistics);
+    }
+    file.data_description += (file.data_description.empty() ? "" : " + ") + part.data_description;
+  }
+  file.patterns = estimate_patterns(model, file.statistics, type);
+  return file;
+}
+
 }  // namespace sieve

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "analyzers/params.hpp"
+#include "sieve/params.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/parse.hpp"
@@ -212,7 +212,7 @@ const std::vector<MethodParameter>& shared_relevance_parameters() {
   return shared;
 }
 
-std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, analyzers::Params& p,
+std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, Params& p,
                                                   const AnalyzerContext& context) {
   const std::string& method = preset.name;
   RelevanceOptions options;

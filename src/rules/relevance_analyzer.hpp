@@ -50,7 +50,7 @@ const std::vector<MethodParameter>& shared_relevance_parameters();
 
 // A relevance method: its preset's composite built from the parameters read through `p` (their
 // defaults from the preset), the user's entries from `context` ahead of it, and the shared options.
-std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, analyzers::Params& p,
+std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, Params& p,
                                                   const AnalyzerContext& context);
 
 }  // namespace sieve::rules

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "analyzers/params.hpp"
+#include "sieve/params.hpp"
 #include "sieve/error.hpp"
 #include "sieve/lrp.hpp"
 #include "sieve/parse.hpp"
@@ -15,7 +15,7 @@ using In = InputModifier;
 using P = ParamModifier;
 
 // "a;b;c" → {a, b, c}: per-channel bounds (',' already separates parameters).
-std::vector<float> read_floats(analyzers::Params& p, const std::string& key) {
+std::vector<float> read_floats(Params& p, const std::string& key) {
   const std::string text = p.text(key, "");
   std::vector<float> values;
   std::stringstream s(text);
@@ -44,7 +44,7 @@ std::vector<std::string> rule_names() {
 
 LinearRule parse_rule(const std::string& text) {
   const MethodSpec spec = MethodSpec::parse(text);
-  analyzers::Params p(spec, "rule");
+  Params p(spec, "rule");
   LinearRule r;
   r.text = text;
   const std::string& name = spec.name;

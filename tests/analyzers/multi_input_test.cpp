@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/io/stream.hpp"

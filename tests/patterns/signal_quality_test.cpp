@@ -647,7 +647,7 @@ TEST(SignalQuality, CommandLine) {
   EXPECT_NE(text.find("</svg>"), std::string::npos);
   EXPECT_EQ(count(text, "<polyline"), 8u);  // 4 estimators × 2 outputs
   for (const std::string& e : quality_estimators())
-    EXPECT_EQ(count(text, "data-estimator=\"" + e + "\""), 2u) << e;
+    EXPECT_EQ(count(text, "data-series=\"" + e + "\""), 2u) << e;
   EXPECT_EQ(count(text, "<g "), count(text, "</g>"));
 
   // One output only.

@@ -12,6 +12,7 @@
 #include <ostream>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"

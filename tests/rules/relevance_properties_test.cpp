@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"

@@ -24,6 +24,12 @@ ModelProfile read_profile(const std::string& path);
 // input_range with neither one value nor one per channel.
 void check_profile_fits(const ModelProfile& profile, const std::string& path, int64_t channels,
                         int64_t classes);
+// The range of the model input's values (the default bounds of z^B), when it is known: the profile's
+// input_range; else, when the preprocessing `p` was stated (by the profile or by the user), the raw
+// pixel range mapped through it; else nothing.
+std::optional<InputRange> known_input_range(const std::optional<ModelProfile>& profile,
+                                            const Preprocessing& p, bool preprocessing_stated,
+                                            int64_t channels);
 // The profile next to a model (model_path + ".json"), if there is one.
 std::optional<ModelProfile> find_profile(const std::string& model_path);
 

@@ -1,8 +1,38 @@
-#include "analyzers/params.hpp"
+#include "sieve/params.hpp"
 
+#include <sstream>
+
+#include "sieve/error.hpp"
 #include "sieve/parse.hpp"
 
-namespace sieve::analyzers {
+namespace sieve {
+
+MethodSpec MethodSpec::parse(const std::string& text) {
+  MethodSpec spec;
+  const size_t colon = text.find(':');
+  spec.name = text.substr(0, colon);
+  if (spec.name.empty()) throw Error("method '" + text + "': empty method name");
+  if (colon == std::string::npos) return spec;
+  std::stringstream rest(text.substr(colon + 1));
+  std::string item;
+  while (std::getline(rest, item, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error("method '" + text + "': parameter '" + item + "' is not key=value");
+    spec.params[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return spec;
+}
+
+std::string MethodSpec::text() const {
+  std::string s = name;
+  char sep = ':';
+  for (const auto& [k, v] : params) {
+    s += sep + k + "=" + v;
+    sep = ',';
+  }
+  return s;
+}
 
 const std::string* Params::find(const std::string& key) {
   known_.insert(key);
@@ -55,4 +85,4 @@ void Params::finish() const {
   }
 }
 
-}  // namespace sieve::analyzers
+}  // namespace sieve

@@ -5,14 +5,15 @@
 #include "patterns/pattern_analyzers.hpp"
 #include "rules/relevance_analyzer.hpp"
 #include "sieve/error.hpp"
+#include "sieve/methods.hpp"
 
 namespace sieve {
 namespace {
 
-using Factory = std::function<std::unique_ptr<Analyzer>(analyzers::Params&, const AnalyzerContext&)>;
+using Factory = std::function<std::unique_ptr<Analyzer>(Params&, const AnalyzerContext&)>;
 
-template <std::unique_ptr<Analyzer> (*make)(analyzers::Params&)>
-std::unique_ptr<Analyzer> without_context(analyzers::Params& p, const AnalyzerContext&) {
+template <std::unique_ptr<Analyzer> (*make)(Params&)>
+std::unique_ptr<Analyzer> without_context(Params& p, const AnalyzerContext&) {
   return make(p);
 }
 
@@ -72,7 +73,7 @@ const std::vector<Entry>& registry() {
                 : "the gradient pass with every layer's weights replaced by its pattern a₊ (seed: the logit)",
             {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
             attribution ? "heatmap" : "projection"},
-           [attribution](analyzers::Params& p, const AnalyzerContext& context) {
+           [attribution](Params& p, const AnalyzerContext& context) {
              return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
            }});
     }
@@ -87,7 +88,7 @@ std::vector<Entry> relevance_methods() {
     std::vector<MethodParameter> parameters = preset.parameters;
     for (const MethodParameter& shared : rules::shared_relevance_parameters()) parameters.push_back(shared);
     entries.push_back({{preset.name, preset.description, parameters, "heatmap"},
-                       [&preset](analyzers::Params& p, const AnalyzerContext& context) {
+                       [&preset](Params& p, const AnalyzerContext& context) {
                          return rules::make_relevance_analyzer(preset, p, context);
                        }});
   }
@@ -108,7 +109,7 @@ const std::vector<MethodInfo>& available_methods() {
 std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context) {
   for (const Entry& e : registry()) {
     if (e.info.name != spec.name) continue;
-    analyzers::Params params(spec);
+    Params params(spec);
     std::unique_ptr<Analyzer> analyzer = e.make(params, context);
     params.finish();
     return analyzer;

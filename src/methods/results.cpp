@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sieve/error.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/parse.hpp"
 #include "sieve/text_inputs.hpp"
 

@@ -1,0 +1,19 @@
+#pragma once
+
+// The method registry: every explanation method of every family by name, with its parameters and
+// defaults. It sits above the families (analyzers, rules, patterns) it creates.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sieve/analyzer.hpp"
+
+namespace sieve {
+
+// Every registered method with its parameters and defaults.
+const std::vector<MethodInfo>& available_methods();
+// Throws sieve::Error for an unknown method, an unknown parameter or a malformed value.
+std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context = {});
+
+}  // namespace sieve
