@@ -67,6 +67,9 @@ class ForwardPass {
   const Tensor& input() const { return input_; }
   const Tensor& output() const { return output_; }
   ValueId explained_output() const { return plan_.output(); }
+  // The run's sample that row `row` belongs to (the row itself for a pass made without samples), so
+  // randomness drawn per sample does not depend on how the samples were batched.
+  int64_t sample(int64_t row) const { return samples_.at(static_cast<size_t>(row)); }
   // Reverse pass from `seed` (shaped like the output); `mapping_for(node_index)` may override nodes.
   Tensor reverse(const Tensor& seed,
                  const std::function<const BackwardMapping*(size_t)>& mapping_for = {}) const;
@@ -79,6 +82,7 @@ class ForwardPass {
   const Model* model_;
   std::shared_ptr<const InputBinding> binding_;
   std::vector<Tensor> inputs_;  // every model input of this batch
+  std::vector<int64_t> samples_;
   Tensor input_, output_;
   ReversePlan plan_;
   Trace trace_;

@@ -32,6 +32,7 @@ struct BoundBatch {
   std::shared_ptr<const InputBinding> binding;
   std::vector<Tensor> inputs;       // every model input
   std::map<ValueId, Tensor> given;  // computed values supplied from outside
+  std::vector<int64_t> samples;     // the run's sample of each row
 };
 
 namespace {
@@ -171,7 +172,7 @@ namespace {
 
 BoundBatch bound_batch(const Model& model, const Tensor& input, std::shared_ptr<const InputBinding> binding,
                        const std::vector<int64_t>& samples) {
-  BoundBatch batch{std::move(binding), {}, {}};
+  BoundBatch batch{std::move(binding), {}, {}, {}};
   const InputBinding& b = *batch.binding;
   check_input(input, model.input_shapes()[b.wrt], model.input_names()[b.wrt]);
   check_input_type(model, b.wrt, input);
@@ -180,6 +181,7 @@ BoundBatch bound_batch(const Model& model, const Tensor& input, std::shared_ptr<
   if (sample_rows.empty()) {
     for (int64_t r = 0; r < rows; ++r) sample_rows.push_back(r);
   }
+  batch.samples = sample_rows;
   for (size_t i = 0; i < b.feeds.size(); ++i) {
     switch (b.feeds[i]) {
       case InputBinding::Feed::explained:
@@ -248,6 +250,7 @@ ForwardPass::ForwardPass(const Model& model, BoundBatch batch, const std::vector
     : model_(&model),
       binding_(std::move(batch.binding)),
       inputs_(std::move(batch.inputs)),
+      samples_(std::move(batch.samples)),
       plan_(model.graph(), model.graph().outputs.at(binding_->output), binding_->explained) {
   std::vector<ValueId> keep = also_keep;
   keep.push_back(binding_->explained);
@@ -261,7 +264,8 @@ ForwardPass ForwardPass::at(const Tensor& explained, const std::vector<int64_t>&
     throw Error("values of shape " + to_string(explained.shape()) + " for " + std::to_string(rows.size()) +
                 " rows do not fit the explained tensor " + to_string(input_.shape()));
   }
-  BoundBatch batch{binding_, {}, {}};
+  BoundBatch batch{binding_, {}, {}, {}};
+  for (int64_t r : rows) batch.samples.push_back(samples_.at(static_cast<size_t>(r)));
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const InputBinding::Feed feed = binding_->feeds[i];
     if (feed == InputBinding::Feed::explained && !binding_->embedding) {

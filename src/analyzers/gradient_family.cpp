@@ -143,16 +143,22 @@ class SmoothGrad : public Analyzer {
     const std::string noise = p.text("noise", "");
     if (!noise.empty()) noise_ = read_npy(noise);
   }
-  // Mean gradient over n copies x + η, η ~ N(0, σ²), σ = noise_level · (max − min of the sample). With
-  // noise=FILE the draws come from an array [N, n, ...input] instead (for reproducing other libraries).
+  // Mean gradient over n copies x + η, η ~ N(0, σ²), σ = noise_level · (max − min of the sample), drawn
+  // from the seed and the sample's index in the run (so any batching gives the same draws). With
+  // noise=FILE the draws come from an array [N, n, ...input] over the run's N samples instead (for
+  // reproducing other libraries).
   Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const Tensor& x = pass.input();
     const int64_t n = x.dim(0), per = x.size() / std::max<int64_t>(n, 1);
     int64_t count = samples_;
     if (!noise_.empty()) {
-      if (noise_.rank() < 2 || noise_.dim(0) != n || noise_.size() != n * noise_.dim(1) * per) {
-        throw Error("smoothgrad: noise of shape " + to_string(noise_.shape()) + " does not fit inputs " +
-                    to_string(x.shape()));
+      int64_t last = 0;
+      for (int64_t i = 0; i < n; ++i) last = std::max(last, pass.sample(i));
+      if (noise_.rank() < 2 || noise_.dim(0) <= last ||
+          noise_.size() != noise_.dim(0) * noise_.dim(1) * per) {
+        throw Error("smoothgrad: noise of shape " + to_string(noise_.shape()) + " does not fit sample " +
+                    std::to_string(last) + " of inputs shaped " + to_string(x.shape()) +
+                    " (expected [samples, n, ...input])");
       }
       count = noise_.dim(1);
     }
@@ -164,11 +170,11 @@ class SmoothGrad : public Analyzer {
     Tensor mean = mean_gradient(pass, target, count, batch_, [&](int64_t i, int64_t k, float* row) {
       const float* xi = x.data() + i * per;
       if (!noise_.empty()) {
-        const float* eta = noise_.data() + (i * count + k) * per;
+        const float* eta = noise_.data() + (pass.sample(i) * count + k) * per;
         for (int64_t j = 0; j < per; ++j) row[j] = xi[j] + eta[j];
         return;
       }
-      std::mt19937_64 rng(seed_ * 1000003u + static_cast<uint64_t>(i * count + k));
+      std::mt19937_64 rng(seed_ * 1000003u + static_cast<uint64_t>(pass.sample(i) * count + k));
       std::normal_distribution<float> normal(0.0f, sigma[static_cast<size_t>(i)]);
       for (int64_t j = 0; j < per; ++j) row[j] = xi[j] + normal(rng);
     });
