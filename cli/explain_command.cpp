@@ -46,17 +46,6 @@ Visualization parse_viz(const std::string& name) {
   throw Error("unknown visualization '" + name + "' (heatmap, graymap, projection, scale_input, blend)");
 }
 
-// The input value range in the model's input space, when the profile or the flags say what it is.
-std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
-                                            const InputOptions& o) {
-  if (loaded.profile && loaded.profile->input_range) return loaded.profile->input_range;
-  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || !o.scale.empty() ||
-                                   !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
-  if (!preprocessing_known) return std::nullopt;
-  const Shape& s = model.input_shapes().at(0);
-  return input_range(loaded.preprocessing, s.size() >= 2 && s[1] > 0 ? s[1] : 1);
-}
-
 // The rule or treatment of every node of a relevance method.
 nlohmann::json rules_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
   nlohmann::json nodes = nlohmann::json::array();

@@ -134,4 +134,14 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
   return loaded;
 }
 
+std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
+                                            const InputOptions& o) {
+  if (loaded.profile && loaded.profile->input_range) return loaded.profile->input_range;
+  const bool preprocessing_known = (loaded.profile && loaded.profile->preprocessing) || !o.scale.empty() ||
+                                   !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
+  if (!preprocessing_known) return std::nullopt;
+  const Shape& s = model.input_shapes().at(0);
+  return input_range(loaded.preprocessing, s.size() >= 2 && s[1] > 0 ? s[1] : 1);
+}
+
 }  // namespace sieve::cli

@@ -52,4 +52,8 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
                              const std::vector<std::string>& paths, const InputOptions& o,
                              std::optional<size_t> model_input = std::nullopt);
 
+// The input value range in the model's input space, when the profile or the flags say what it is.
+std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
+                                            const InputOptions& o);
+
 }  // namespace sieve::cli

@@ -2,7 +2,6 @@
 // (PatternNet §4.1, Fig. 3), as a table, JSON and an SVG line plot.
 
 #include <cmath>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -10,6 +9,7 @@
 
 #include "commands.hpp"
 #include "input_options.hpp"
+#include "plot.hpp"
 #include "progress.hpp"
 #include "sieve/error.hpp"
 #include "sieve/signal_quality.hpp"
@@ -80,52 +80,6 @@ void print_table(std::ostream& out, QualityOutput output, const std::vector<Laye
     }
     out << "\n";
   }
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-// One marker shape per estimator, centred at (x, y).
-std::string marker(size_t estimator, double x, double y, const char* color) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1);
-  switch (estimator % 4) {
-    case 0:
-      s << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3.5\"";
-      break;
-    case 1:
-      s << "<rect x=\"" << x - 3.2 << "\" y=\"" << y - 3.2 << "\" width=\"6.4\" height=\"6.4\"";
-      break;
-    case 2:
-      s << "<polygon points=\"" << x << "," << y - 4.2 << " " << x + 4 << "," << y + 3 << " " << x - 4 << ","
-        << y + 3 << "\"";
-      break;
-    default:
-      s << "<polygon points=\"" << x << "," << y - 4.5 << " " << x + 4 << "," << y << " " << x << ","
-        << y + 4.5 << " " << x - 4 << "," << y << "\"";
-  }
-  s << " fill=\"" << color << "\"/>\n";
-  return s.str();
 }
 
 // Fig. 3 of the paper: ρ per layer (x) for each estimator, one panel per output.
@@ -228,12 +182,6 @@ nlohmann::json layer_json(const LayerQuality& l) {
     j["rho"][e] = per;
   }
   return j;
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error(path + ": cannot write file");
 }
 
 void run_quality(const QualityOptions& o) {
