@@ -33,7 +33,7 @@ struct EvaluateOptions {
 };
 
 const std::vector<std::string> kMetrics{"region_perturbation", "completeness", "sparseness",
-                                        "input_invariance"};
+                                        "input_invariance", "randomization"};
 
 // What is evaluated: each method's explanations of every input, or the arrays of one file.
 struct Evaluated {
@@ -322,6 +322,62 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
   if (!context.patterns_file.empty()) fs::remove(twin_patterns);
 }
 
+uint64_t randomization_seed(const MethodSpec& m) {
+  for (const auto& [key, value] : m.params) {
+    if (key != "seed") throw Error("metric 'randomization' has no parameter '" + key + "'");
+    const std::optional<int64_t> seed = parse_integer(value);
+    if (!seed || *seed < 0)
+      throw Error("metric 'randomization': parameter seed=" + value + " must be a whole number >= 0");
+  }
+  const auto it = m.params.find("seed");
+  return it == m.params.end() ? 0 : static_cast<uint64_t>(*parse_integer(it->second));
+}
+
+// Adebayo et al. 2018: each method's explanation as the layers are randomised from the output down.
+void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, const Model& model,
+                            const LoadedInputs& loaded, const std::vector<Tensor>& samples,
+                            const std::vector<int64_t>& targets, const Evaluated& e, nlohmann::json& j) {
+  if (e.specs.empty())
+    throw Error("metric randomization explains randomised models: give methods (-m), not --explanations");
+  const uint64_t seed = randomization_seed(metric);
+  AnalyzerContext context;
+  context.input_range = known_input_range(model, loaded, o.input);
+  context.patterns_file = o.patterns;
+  std::cout << "randomization (cascading from the output, seed " << seed
+            << "): Spearman of |R| and of R, SSIM of |R|, means over the inputs\n";
+  j["randomization"]["seed"] = seed;
+  for (size_t m = 0; m < e.specs.size(); ++m) {
+    Model copy = Model::load(o.model);
+    std::cout << "  " << e.names[m] << "\n    " << std::left << std::setw(28) << "randomised down to"
+              << std::right << std::setw(12) << "rho(|R|)" << std::setw(12) << "rho(R)" << std::setw(12)
+              << "SSIM"
+              << "\n";
+    try {
+      const std::vector<LayerRandomization> layers = randomization(
+          model, *e.analyzers[m], copy, [&] { return create_analyzer(e.specs[m], context); }, samples,
+          targets, seed, o.input.batch);
+      nlohmann::json list = nlohmann::json::array();
+      for (const LayerRandomization& l : layers) {
+        std::cout << "    " << std::left << std::setw(28) << l.layer << std::right << std::setw(12)
+                  << fixed(l.mean_spearman_abs) << std::setw(12) << fixed(l.mean_spearman) << std::setw(12)
+                  << fixed(l.mean_ssim) << "\n";
+        list.push_back({{"layer", l.layer},
+                        {"spearman_abs", l.spearman_abs},
+                        {"spearman", l.spearman},
+                        {"ssim", l.ssim},
+                        {"mean_spearman_abs", l.mean_spearman_abs},
+                        {"mean_spearman", l.mean_spearman},
+                        {"mean_ssim", l.mean_ssim}});
+      }
+      j["randomization"]["methods"][e.names[m]] = {{"layers", list}};
+    } catch (const Error& error) {
+      // Pattern methods have patterns of the trained model only: reported, not fatal.
+      std::cout << "    not run: " << error.what() << "\n";
+      j["randomization"]["methods"][e.names[m]] = {{"not_run", error.what()}};
+    }
+  }
+}
+
 void run_evaluate(const EvaluateOptions& o) {
   if (o.methods.empty() == o.explanations.empty())
     throw Error(
@@ -331,9 +387,9 @@ void run_evaluate(const EvaluateOptions& o) {
     const MethodSpec spec = MethodSpec::parse(text);
     if (std::find(kMetrics.begin(), kMetrics.end(), spec.name) == kMetrics.end()) {
       const std::string near = closest_match(spec.name, kMetrics);
-      throw Error("unknown metric '" + spec.name + "'" +
-                  (near.empty() ? "" : " (did you mean '" + near + "'?)") +
-                  "; metrics: region_perturbation, completeness, sparseness, input_invariance");
+      throw Error(
+          "unknown metric '" + spec.name + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+          "; metrics: region_perturbation, completeness, sparseness, input_invariance, randomization");
     }
     for (const MethodSpec& m : metrics) {
       if (m.name == spec.name) throw Error("--metric " + spec.name + " is given more than once");
@@ -351,6 +407,7 @@ void run_evaluate(const EvaluateOptions& o) {
       }
     }
     if (m.name == "input_invariance") invariance_parameters(m);
+    if (m.name == "randomization") randomization_seed(m);
     if (m.name == "sparseness" && !m.params.empty())
       throw Error("metric 'sparseness' has no parameter '" + m.params.begin()->first + "'");
   }
@@ -444,6 +501,8 @@ void run_evaluate(const EvaluateOptions& o) {
     }
     if (metric.name == "input_invariance")
       evaluate_input_invariance(o, metric, model, loaded, samples, targets, e, j);
+    if (metric.name == "randomization")
+      evaluate_randomization(o, metric, model, loaded, samples, targets, e, j);
     if (metric.name == "sparseness") {
       std::cout << "sparseness of |R|: Gini index (1: one element holds all) and entropy (nats)\n";
       const int w = static_cast<int>(name_width(e));
@@ -469,7 +528,8 @@ void run_evaluate(const EvaluateOptions& o) {
 void add_evaluate_command(CLI::App& app) {
   auto options = std::make_shared<EvaluateOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "evaluate", "Measure explanations: region perturbation, completeness, sparseness, input invariance");
+      "evaluate",
+      "Measure explanations: region perturbation, completeness, sparseness, input invariance, randomization");
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();
@@ -477,9 +537,9 @@ void add_evaluate_command(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--explanations", options->explanations,
                   "Evaluate these explanations instead ([N, ...] .npy, shaped like the inputs)");
-  cmd->add_option(
-         "--metric", options->metrics,
-         "NAME[:key=value,...]: region_perturbation, completeness, sparseness, input_invariance (repeatable)")
+  cmd->add_option("--metric", options->metrics,
+                  "NAME[:key=value,...]: region_perturbation, completeness, sparseness, input_invariance, "
+                  "randomization (repeatable)")
       ->required()
       ->allow_extra_args(false);
   cmd->add_option("--target", options->target,

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -177,6 +179,25 @@ InputInvariance input_invariance(const Model& model, const Analyzer& analyzer, c
                                  double tolerance, int64_t max_batch = 64);
 // `sample` + shift, one value or one per channel (axis 1).
 Tensor shifted(const Tensor& sample, const std::vector<float>& shift);
+
+// ---- Model-parameter randomisation (Adebayo et al. 2018) -----------------------------------------
+
+struct LayerRandomization {
+  std::string layer;  // the node whose weights were randomised last
+  // Per sample, between the model's explanation R and the one of the randomised model R'.
+  std::vector<double> spearman_abs, spearman, ssim;  // ρ(|R|, |R'|), ρ(R, R'), SSIM(|R|, |R'|)
+  double mean_spearman_abs = 0.0, mean_spearman = 0.0, mean_ssim = 0.0;
+};
+// Cascading randomisation: `copy` (a second instance of `model`) gets the weights of its layers
+// (convolutions and dense layers with constant weights) replaced one after the other, from the output
+// down, by normal values with the standard deviation of the layer's own weights (seeded; biases kept).
+// After each layer, `make_analyzer()` is prepared for the randomised copy and explains the samples
+// for `targets`; the result is compared with `analyzer`'s explanation on `model`.
+std::vector<LayerRandomization> randomization(const Model& model, const Analyzer& analyzer, Model& copy,
+                                              const std::function<std::unique_ptr<Analyzer>()>& make_analyzer,
+                                              const std::vector<Tensor>& samples,
+                                              const std::vector<int64_t>& targets, uint64_t seed,
+                                              int64_t max_batch = 64);
 
 // ---- Similarity of explanations ------------------------------------------------------------------
 

@@ -26,10 +26,11 @@ void expect_clear_error(const CliRun& r, const std::string& fragment) {
 TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
   const std::string json = temp("evaluate.json").string(), csv = temp("evaluate.csv").string(),
                     svg = temp("evaluate.svg").string();
-  const CliRun r = sieve_cli(
-      "evaluate " + kCnn + kFour + "-m gradient -m input_x_gradient " +
-      "--metric region_perturbation:size=4,steps=10,order=morf+lerf --metric completeness " +
-      "--metric sparseness --metric input_invariance --json " + json + " --csv " + csv + " --svg " + svg);
+  const CliRun r =
+      sieve_cli("evaluate " + kCnn + kFour + "-m gradient -m input_x_gradient " +
+                "--metric region_perturbation:size=4,steps=10,order=morf+lerf --metric completeness " +
+                "--metric sparseness --metric input_invariance --metric randomization --json " + json +
+                " --csv " + csv + " --svg " + svg);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("region perturbation: 49 tiles of 4, 10 steps"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(random)"), std::string::npos) << r.out;
@@ -68,6 +69,11 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
   // gradient × input does not.
   EXPECT_EQ(j["input_invariance"]["methods"]["gradient"]["passed"], true);
   EXPECT_EQ(j["input_invariance"]["methods"]["input_x_gradient"]["passed"], false);
+  // Cascading randomisation: one entry per layer of the CNN (2 Gemm, 3 Conv), from the output down.
+  const nlohmann::json& layers = j["randomization"]["methods"]["gradient"]["layers"];
+  ASSERT_EQ(layers.size(), 5u);
+  EXPECT_EQ(layers[0]["layer"], "/11/Gemm");
+  EXPECT_EQ(layers[4]["spearman"].size(), 4u);
   // Step 0 is the unperturbed input: the same value in every curve of a sample.
   EXPECT_EQ(rp["random"]["curves"][2][0], rp["methods"]["gradient"]["morf"]["curves"][2][0]);
   const std::string text = read_bytes(csv);
