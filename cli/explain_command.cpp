@@ -386,11 +386,7 @@ void run_explain(const ExplainOptions& o) {
   const std::vector<std::string> class_names =
       loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
   AnalyzerContext context;
-  const Shape& shape = model.input_shapes().at(wrt);
-  const bool preprocessing_stated = !o.input.scale.empty() || !o.input.mean.empty() || !o.input.std.empty() ||
-                                    o.input.raw_range.size() == 2;
-  context.input_range = known_input_range(loaded.profile, loaded.preprocessing, preprocessing_stated,
-                                          shape.size() >= 2 && shape[1] > 0 ? shape[1] : 1);
+  context.input_range = known_input_range(model, loaded, o.input, wrt);
   context.rules = o.rules;
   context.composite_file = o.composite;
   context.patterns_file = o.patterns;

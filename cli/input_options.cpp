@@ -135,4 +135,12 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
   return loaded;
 }
 
+std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
+                                            const InputOptions& o, size_t model_input) {
+  const bool stated = !o.scale.empty() || !o.mean.empty() || !o.std.empty() || o.raw_range.size() == 2;
+  const Shape& s = model.input_shapes().at(model_input);
+  return sieve::known_input_range(loaded.profile, loaded.preprocessing, stated,
+                                  s.size() >= 2 && s[1] > 0 ? s[1] : 1);
+}
+
 }  // namespace sieve::cli

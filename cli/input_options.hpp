@@ -52,4 +52,9 @@ LoadedInputs load_cli_inputs(const std::string& model_path, const Model& model,
                              const std::vector<std::string>& paths, const InputOptions& o,
                              std::optional<size_t> model_input = std::nullopt);
 
+// The value range of model input `model_input`, when the profile or the preprocessing flags say what
+// it is (sieve::known_input_range).
+std::optional<InputRange> known_input_range(const Model& model, const LoadedInputs& loaded,
+                                            const InputOptions& o, size_t model_input = 0);
+
 }  // namespace sieve::cli

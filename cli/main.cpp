@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   sieve::cli::add_methods_command(app);
   sieve::cli::add_fit_patterns_command(app);
   sieve::cli::add_signal_quality_command(app);
+  sieve::cli::add_evaluate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

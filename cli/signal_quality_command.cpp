@@ -1,7 +1,6 @@
 // sieve signal-quality: ρ(S) of the signal estimators random, S_w, S_a and S_a+- per pattern layer
 // (PatternNet §4.1, Fig. 3), as a table, JSON and an SVG line plot.
 
-#include <fstream>
 #include <iostream>
 
 #include "commands.hpp"
@@ -9,6 +8,7 @@
 #include "progress.hpp"
 #include "sieve/error.hpp"
 #include "sieve/signal_quality.hpp"
+#include "text_files.hpp"
 
 namespace sieve::cli {
 namespace {
@@ -21,12 +21,6 @@ struct QualityOptions {
   bool allow_overlap = false;
   InputOptions input;
 };
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error(path + ": cannot write file");
-}
 
 void run_quality(const QualityOptions& o) {
   std::vector<QualityOutput> outputs;

@@ -59,6 +59,10 @@ std::string marker(size_t series, double x, double y, const char* color) {
   return s.str();
 }
 
+const char* dash(const ChartSeries& series) {
+  return series.dashed ? " stroke-dasharray=\"6 4\"" : "";
+}
+
 struct Frame {
   double x0, y0, width, height, y_min, y_max;
   size_t points;
@@ -78,7 +82,7 @@ std::string legend(const std::vector<ChartSeries>& series, double left) {
   for (size_t e = 0; e < series.size(); ++e) {
     const char* color = kColors[e % kColorCount];
     s << "<line x1=\"" << x << "\" y1=\"14\" x2=\"" << x + 22 << "\" y2=\"14\" stroke=\"" << color
-      << "\" stroke-width=\"2\"/>\n"
+      << "\" stroke-width=\"2\"" << dash(series[e]) << "/>\n"
       << marker(e, x + 11, 14, color) << "<text x=\"" << x + 28 << "\" y=\"18\">"
       << xml_escape(series[e].name) << "</text>\n";
     x += 40 + 6.2 * static_cast<double>(series[e].name.size());
@@ -129,7 +133,7 @@ std::string series_lines(const ChartPanel& panel, const Frame& f) {
     const ChartSeries& series = panel.series[e];
     const char* color = kColors[e % kColorCount];
     s << "<polyline data-series=\"" << xml_escape(series.name) << "\" fill=\"none\" stroke=\"" << color
-      << "\" stroke-width=\"2\" points=\"";
+      << "\" stroke-width=\"2\"" << dash(series) << " points=\"";
     bool first = true;
     for (size_t i = 0; i < series.y.size(); ++i) {
       if (std::isnan(series.y[i])) continue;

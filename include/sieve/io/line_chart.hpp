@@ -11,6 +11,7 @@ namespace sieve {
 struct ChartSeries {
   std::string name;
   std::vector<double> y;  // one value per x position; NaN leaves a gap in the markers, the line goes on
+  bool dashed = false;    // a baseline to compare with, such as a random order
 };
 
 struct ChartPanel {
