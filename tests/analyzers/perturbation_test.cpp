@@ -85,6 +85,22 @@ TEST(Occlusion, WindowsOverOneDimensionalSignals) {
   }
 }
 
+// A model with a fixed batch size runs the altered copies in batches of its own size whatever `batch`
+// asks: the same numbers as the model with a dynamic batch and the same weights, up to the rounding of
+// two logit differences.
+TEST(Occlusion, RunsInTheBatchesOfAFixedBatchModel) {
+  const Model fixed = Model::load(kData + "/models/mlp_batch4.onnx");
+  const Model dynamic = Model::load(kData + "/models/mlp.onnx");
+  const Tensor x = read_npy(kData + "/models/mlp_input.npy");
+  ASSERT_EQ(x.dim(0), 4);
+  const std::vector<int64_t> targets{0, 1, 2, 3};
+  const Tensor a = explain(fixed, "occlusion:window=5,stride=3,batch=7", x, targets);
+  const Tensor b = explain(dynamic, "occlusion:window=5,stride=3,batch=32", x, targets);
+  const double tol = 2.0 * logit_difference_tolerance(dynamic, dynamic.run({x}).at(0));
+  ASSERT_EQ(a.shape(), b.shape());
+  for (int64_t j = 0; j < a.size(); ++j) EXPECT_NEAR(a[j], b[j], tol) << j;
+}
+
 // Token ids: a window of one position removes one token's embedding vector, and the token's reported
 // value is the change of the target.
 TEST(Occlusion, WindowsOverTokenPositions) {
