@@ -89,6 +89,12 @@ std::vector<double> perturbed_scores(const ForwardPass& pass, const Target& targ
   return scores;
 }
 
+// Altered copies per forward pass: the method's `batch`, or when it is not given (or empty, as the
+// manifest lists it) the run's batch size.
+int64_t read_batch(Params& p, int64_t run_batch) {
+  return p.text("batch", "").empty() ? run_batch : p.integer("batch", run_batch, 1, 1 << 20);
+}
+
 // What replaces the altered elements.
 struct Fill {
   enum class Kind { zero, baseline, mean, blur } kind = Kind::zero;
@@ -252,7 +258,7 @@ class Occlusion : public Analyzer {
     window_ = parse_extent(p.text("window", "8"), "window");
     const std::string stride = p.text("stride", "");
     if (!stride.empty()) stride_ = parse_extent(stride, "stride");
-    max_batch_ = p.integer("batch", max_batch, 1, 1 << 20);
+    max_batch_ = read_batch(p, max_batch);
   }
 
   Tensor explain(const ForwardPass& pass, const Target& target) const override {
@@ -383,7 +389,7 @@ class FeatureMask {
 class Ablation : public Analyzer {
  public:
   Ablation(Params& p, int64_t max_batch) : fill_(p, "ablation"), mask_(p, "ablation") {
-    max_batch_ = p.integer("batch", max_batch, 1, 1 << 20);
+    max_batch_ = read_batch(p, max_batch);
   }
 
   // Every group of the mask is filled in one copy; each element gets its group's change.
@@ -414,7 +420,7 @@ class Lime : public Analyzer {
     kernel_width_ = p.number("kernel_width", 0.25, 1e-9, 1e9);
     alpha_ = p.number("alpha", 1.0, 0.0, 1e12);
     seed_ = static_cast<uint64_t>(p.integer("seed", 0, 0, INT64_MAX));
-    max_batch_ = p.integer("batch", max_batch, 1, 1 << 20);
+    max_batch_ = read_batch(p, max_batch);
   }
 
   Tensor explain(const ForwardPass& pass, const Target& target) const override {
@@ -509,7 +515,7 @@ class Rise : public Analyzer {
     cells_ = p.integer("cells", 7, 1, 4096);
     keep_ = p.number("p", 0.5, 1e-6, 1.0);
     seed_ = static_cast<uint64_t>(p.integer("seed", 0, 0, INT64_MAX));
-    max_batch_ = p.integer("batch", max_batch, 1, 1 << 20);
+    max_batch_ = read_batch(p, max_batch);
   }
 
   Tensor explain(const ForwardPass& pass, const Target& target) const override {

@@ -31,7 +31,7 @@ std::vector<MethodParameter> with_fill(std::vector<MethodParameter> parameters) 
            {"fill", "zero", "what replaces altered elements: zero, baseline, mean (per channel) or blur"},
            {"baseline", "0", "fill=baseline: a constant, or a .npy shaped like one sample or the batch"},
            {"sigma", "4", "fill=blur: the Gaussian's σ in elements"},
-           {"batch", "--batch", "altered copies per forward pass"}})
+           {"batch", "", "altered copies per forward pass (default: --batch)"}})
     parameters.push_back(std::move(p));
   return parameters;
 }
@@ -85,9 +85,11 @@ const std::vector<Entry>& registry() {
     };
     std::vector<Entry> perturbation{
         {{"occlusion", "f(x) − f(x with a window filled), averaged over the windows covering each element",
-          with_fill({{"window", "8",
-                      "window size over the spatial axes (channels covered whole), or one per axis (1x6x6)"},
-                     {"stride", "window", "window step: one number for the spatial axes, or one per axis"}}),
+          with_fill(
+              {{"window", "8",
+                "window size over the spatial axes (channels covered whole), or one per axis (1x6x6)"},
+               {"stride", "",
+                "window step (default: the window): one number for the spatial axes, or one per axis"}}),
           "heatmap"},
          batched<analyzers::make_occlusion>},
         {{"ablation", "f(x) − f(x with the element's group filled), one group per integer of a feature mask",
