@@ -390,6 +390,7 @@ void run_explain(const ExplainOptions& o) {
   context.rules = o.rules;
   context.composite_file = o.composite;
   context.patterns_file = o.patterns;
+  context.max_batch = o.input.batch;
   const Methods methods = create_methods(o, context, model);
   const ParsedTargets parsed = parse_targets(o.target, class_names);
   for (int64_t d : parsed.duplicates)

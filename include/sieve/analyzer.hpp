@@ -59,8 +59,12 @@ class ForwardPass {
   ForwardPass(const Model& model, const Tensor& input, std::shared_ptr<const InputBinding> binding,
               const std::vector<int64_t>& samples = {}, const std::vector<ValueId>& also_keep = {});
   // The same model, setup and fixed inputs at other values of the explained tensor (a path, noisy
-  // copies): row r of `explained` belongs to row rows[r] of this pass.
-  ForwardPass at(const Tensor& explained, const std::vector<int64_t>& rows) const;
+  // copies): row r of `explained` belongs to row rows[r] of this pass. `also_keep` as for the constructor.
+  ForwardPass at(const Tensor& explained, const std::vector<int64_t>& rows,
+                 const std::vector<ValueId>& also_keep = {}) const;
+  // The explained output at other values of the explained tensor, as `at` computes it but without a
+  // trace (for methods that only score perturbed copies).
+  Tensor output_at(const Tensor& explained, const std::vector<int64_t>& rows) const;
 
   const Model& model() const { return *model_; }
   // The explained tensor: the wrt input, or for token ids the output of their embedding lookup.
@@ -70,6 +74,11 @@ class ForwardPass {
   // The run's sample that row `row` belongs to (the row itself for a pass made without samples), so
   // randomness drawn per sample does not depend on how the samples were batched.
   int64_t sample(int64_t row) const { return samples_.at(static_cast<size_t>(row)); }
+  // Whether input() is the embedding lookup of token ids (its last axis the embedding dimensions).
+  bool explains_embedding() const;
+  // A forward value kept in the trace (inputs, constants, and what the constructor was asked to keep);
+  // empty when it was not kept.
+  const Tensor& value(ValueId v) const { return trace_.values.at(static_cast<size_t>(v)); }
   // Reverse pass from `seed` (shaped like the output); `mapping_for(node_index)` may override nodes.
   Tensor reverse(const Tensor& seed,
                  const std::function<const BackwardMapping*(size_t)>& mapping_for = {}) const;
@@ -79,6 +88,7 @@ class ForwardPass {
 
  private:
   ForwardPass(const Model& model, BoundBatch batch, const std::vector<ValueId>& also_keep);
+  BoundBatch batch_at(const Tensor& explained, const std::vector<int64_t>& rows) const;
   const Model* model_;
   std::shared_ptr<const InputBinding> binding_;
   std::vector<Tensor> inputs_;  // every model input of this batch
@@ -133,6 +143,7 @@ struct AnalyzerContext {
   std::vector<std::string> rules;  // user composite entries "PREDICATE:RULE[:k=v]", ahead of a preset's
   std::string composite_file;      // a JSON composite, ahead of a preset's (after `rules`)
   std::string patterns_file;       // fitted patterns for pattern.net / pattern.attribution
+  int64_t max_batch = 32;          // rows per forward pass of the methods that run perturbed copies
 };
 
 // What to explain in each sample's output: "max" (the largest value: the predicted class), a flat index,

@@ -259,7 +259,7 @@ ForwardPass::ForwardPass(const Model& model, BoundBatch batch, const std::vector
   input_ = trace_.values.at(static_cast<size_t>(binding_->explained));
 }
 
-ForwardPass ForwardPass::at(const Tensor& explained, const std::vector<int64_t>& rows) const {
+BoundBatch ForwardPass::batch_at(const Tensor& explained, const std::vector<int64_t>& rows) const {
   if (explained.shape() != with_leading(input_.shape(), static_cast<int64_t>(rows.size()))) {
     throw Error("values of shape " + to_string(explained.shape()) + " for " + std::to_string(rows.size()) +
                 " rows do not fit the explained tensor " + to_string(input_.shape()));
@@ -276,7 +276,21 @@ ForwardPass ForwardPass::at(const Tensor& explained, const std::vector<int64_t>&
     }
   }
   if (binding_->embedding) batch.given[binding_->explained] = explained;
-  return ForwardPass(*model_, std::move(batch), {});
+  return batch;
+}
+
+ForwardPass ForwardPass::at(const Tensor& explained, const std::vector<int64_t>& rows,
+                            const std::vector<ValueId>& also_keep) const {
+  return ForwardPass(*model_, batch_at(explained, rows), also_keep);
+}
+
+Tensor ForwardPass::output_at(const Tensor& explained, const std::vector<int64_t>& rows) const {
+  BoundBatch batch = batch_at(explained, rows);
+  return Executor(model_->graph()).run(batch.inputs, nullptr, {}, batch.given).at(binding_->output);
+}
+
+bool ForwardPass::explains_embedding() const {
+  return binding_->embedding;
 }
 
 Tensor ForwardPass::reverse(const Tensor& seed,

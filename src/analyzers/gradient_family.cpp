@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "analyzers/baseline.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
@@ -84,23 +85,15 @@ class InputXGradient : public Analyzer {
 
 class IntegratedGradients : public Analyzer {
  public:
-  explicit IntegratedGradients(Params& p) {
+  explicit IntegratedGradients(Params& p) : baseline_(p.text("baseline", "0"), "integrated_gradients") {
     steps_ = p.integer("steps", 32, 1, 100000);
     batch_ = p.integer("batch", 32, 1, 1 << 20);
-    const std::string baseline = p.text("baseline", "0");
-    char* end = nullptr;
-    const double v = std::strtod(baseline.c_str(), &end);
-    if (end != baseline.c_str() && *end == '\0' && std::isfinite(v)) {
-      baseline_value_ = static_cast<float>(v);
-    } else {
-      baseline_ = read_npy(baseline);
-    }
   }
   // (x − x̄) ⊙ mean of ∇f at x̄ + α(x − x̄), α = (k + ½)/m: the midpoint rule over the straight path.
   Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const Tensor& x = pass.input();
     const int64_t per = x.size() / std::max<int64_t>(x.dim(0), 1);
-    const Tensor reference = baseline_for(x);
+    const Tensor reference = baseline_.for_batch(x);
     const int64_t m = steps_;
     const Tensor mean = mean_gradient(pass, target, m, batch_, [&](int64_t i, int64_t k, float* row) {
       const float alpha = static_cast<float>((static_cast<double>(k) + 0.5) / static_cast<double>(m));
@@ -114,23 +107,8 @@ class IntegratedGradients : public Analyzer {
   }
 
  private:
-  // The baseline for every sample: a constant, one sample-shaped tensor, or one per sample.
-  Tensor baseline_for(const Tensor& x) const {
-    if (baseline_.empty()) return Tensor(x.shape(), baseline_value_);
-    const int64_t per = x.size() / std::max<int64_t>(x.dim(0), 1);
-    if (baseline_.size() == x.size()) return baseline_.reshaped(x.shape());
-    if (baseline_.size() != per) {
-      throw Error("integrated_gradients: baseline of shape " + to_string(baseline_.shape()) +
-                  " does not match input " + to_string(x.shape()));
-    }
-    Tensor b = Tensor::uninitialized(x.shape());
-    for (int64_t i = 0; i < x.dim(0); ++i)
-      std::memcpy(b.data() + i * per, baseline_.data(), static_cast<size_t>(per) * sizeof(float));
-    return b;
-  }
   int64_t steps_, batch_;
-  float baseline_value_ = 0.0f;
-  Tensor baseline_;
+  Baseline baseline_;
 };
 
 class SmoothGrad : public Analyzer {

@@ -2,8 +2,8 @@
 
 #include <memory>
 
-#include "sieve/params.hpp"
 #include "sieve/analyzer.hpp"
+#include "sieve/params.hpp"
 
 namespace sieve::analyzers {
 

@@ -1,7 +1,10 @@
 #include <algorithm>
 #include <functional>
 
+#include "analyzers/cam.hpp"
+#include "analyzers/deeplift.hpp"
 #include "analyzers/gradient_family.hpp"
+#include "analyzers/perturbation.hpp"
 #include "patterns/pattern_analyzers.hpp"
 #include "rules/relevance_analyzer.hpp"
 #include "sieve/error.hpp"
@@ -15,6 +18,23 @@ using Factory = std::function<std::unique_ptr<Analyzer>(Params&, const AnalyzerC
 template <std::unique_ptr<Analyzer> (*make)(Params&)>
 std::unique_ptr<Analyzer> without_context(Params& p, const AnalyzerContext&) {
   return make(p);
+}
+
+// Methods that run perturbed copies in batches of --batch rows unless their own `batch` says otherwise.
+template <std::unique_ptr<Analyzer> (*make)(Params&, int64_t)>
+std::unique_ptr<Analyzer> batched(Params& p, const AnalyzerContext& context) {
+  return make(p, context.max_batch);
+}
+
+// The parameters of what replaces altered elements, shared by the perturbation methods.
+std::vector<MethodParameter> with_fill(std::vector<MethodParameter> parameters) {
+  for (MethodParameter& p : std::vector<MethodParameter>{
+           {"fill", "zero", "what replaces altered elements: zero, baseline, mean (per channel) or blur"},
+           {"baseline", "0", "fill=baseline: a constant, or a .npy shaped like one sample or the batch"},
+           {"sigma", "4", "fill=blur: the Gaussian's σ in elements"},
+           {"batch", "", "altered copies per forward pass (default: --batch)"}})
+    parameters.push_back(std::move(p));
+  return parameters;
 }
 
 struct Entry {
@@ -64,6 +84,68 @@ const std::vector<Entry>& registry() {
           "projection"},
          without_context<analyzers::make_guided_backprop>},
     };
+    std::vector<Entry> perturbation{
+        {{"occlusion", "f(x) − f(x with a window filled), averaged over the windows covering each element",
+          with_fill(
+              {{"window", "8",
+                "window size over the spatial axes (channels covered whole), or one per axis (1x6x6)"},
+               {"stride", "",
+                "window step (default: the window): one number for the spatial axes, or one per axis"}}),
+          "heatmap"},
+         batched<analyzers::make_occlusion>},
+        {{"ablation", "f(x) − f(x with the element's group filled), one group per integer of a feature mask",
+          with_fill(
+              {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"}}),
+          "heatmap"},
+         batched<analyzers::make_ablation>},
+        {{"lime",
+          "per-group coefficients of a weighted ridge fit of f on random on/off states of a feature mask's "
+          "groups, kernel sqrt(exp(−d²/w²)) of the cosine distance d to the all-on state",
+          with_fill(
+              {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"},
+               {"n", "1000", "number of on/off states (the first all on)"},
+               {"kernel_width", "0.25", "kernel width w"},
+               {"alpha", "1", "ridge penalty (the intercept is not penalized)"},
+               {"seed", "0", "random seed"}}),
+          "heatmap"},
+         batched<analyzers::make_lime>},
+        {{"rise",
+          "Σ_k f(x ⊙ M_k) · M_k / (n·p) over random binary cell masks, bilinearly upsampled and shifted",
+          with_fill({{"n", "2000", "number of masks"},
+                     {"cells", "7", "mask cells per spatial axis"},
+                     {"p", "0.5", "probability that a cell is kept"},
+                     {"seed", "0", "random seed"}}),
+          "heatmap"},
+         batched<analyzers::make_rise>},
+    };
+    for (Entry& e : perturbation) all.push_back(std::move(e));
+    const MethodParameter layer{"layer", "",
+                                "node (or value) whose output is mapped; default: the last convolution's "
+                                "activation"};
+    std::vector<Entry> activation_maps{
+        {{"deeplift",
+          "(x − x̄) ⊙ the gradient pass with each activation's derivative replaced by Δout/Δin against the "
+          "baseline (Rescale rule; max pooling routes to the arg-max)",
+          {{"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"}},
+          "heatmap"},
+         without_context<analyzers::make_deeplift>},
+        {{"grad_cam",
+          "relu(Σ_k α_k A_k) at a layer, α_k the mean gradient of channel k; bilinearly upsampled to the "
+          "input",
+          {layer, {"upsample", "1", "1: upsampled to the input size; 0: the layer-sized map"}},
+          "heatmap"},
+         without_context<analyzers::make_grad_cam>},
+        {{"cam",
+          "relu(Σ_k w_k A_k) at the layer a global average pooling reads, w_k the target's weight behind the "
+          "pooling (Σ over positions of ∂f/∂A_k); bilinearly upsampled to the input",
+          {{"layer", "", "node (or value) read by the global average pooling; default: the last one's input"},
+           {"upsample", "1", "1: upsampled to the input size; 0: the layer-sized map"}},
+          "heatmap"},
+         without_context<analyzers::make_cam>},
+        {{"guided_grad_cam", "guided backprop ⊙ the upsampled Grad-CAM map", {layer}, "projection"},
+         without_context<analyzers::make_guided_grad_cam>},
+    };
+    for (Entry& e : activation_maps) all.push_back(std::move(e));
     for (Entry& e : relevance_methods()) all.push_back(std::move(e));
     for (const bool attribution : {false, true}) {
       all.push_back(

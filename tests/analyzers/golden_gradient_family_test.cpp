@@ -12,8 +12,8 @@
 #include <ostream>
 
 #include "sieve/analyzer.hpp"
-#include "sieve/methods.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/methods.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {

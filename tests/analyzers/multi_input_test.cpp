@@ -8,11 +8,11 @@
 #include <cmath>
 
 #include "sieve/analyzer.hpp"
-#include "sieve/methods.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/methods.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {
