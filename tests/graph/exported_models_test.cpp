@@ -68,7 +68,7 @@ TEST_P(ExportedModels, LogitsMatchPyTorchAndCanonicalizationPreservesOutputs) {
   }
   // Without any rewrite the graph computes the file's own output.
   LoadOptions raw;
-  raw.canonicalize = {false, false, false, false};
+  raw.canonicalize = {false, false, false, false, false};
   const Model unchanged = Model::load(kModels + c.name + ".onnx", raw);
   EXPECT_TRUE(unchanged.report().canonicalizations.empty());
   const std::string full = c.full_output.empty() ? c.name + "_logits.npy" : c.full_output;
@@ -76,11 +76,12 @@ TEST_P(ExportedModels, LogitsMatchPyTorchAndCanonicalizationPreservesOutputs) {
                c.name + " without rewrites");
   // Each rewrite alone keeps the output of the file (the softmax strip changes it by design, so it stays
   // off).
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < 4; ++k) {
     LoadOptions one = raw;
     (k == 0   ? one.canonicalize.fold_batchnorm
      : k == 1 ? one.canonicalize.remove_identity
-              : one.canonicalize.fold_zero_pad) = true;
+     : k == 2 ? one.canonicalize.fold_zero_pad
+              : one.canonicalize.fuse_spelled_out) = true;
     expect_close(run_per_sample(Model::load(kModels + c.name + ".onnx", one), samples),
                  read_npy(kModels + full), 1e-4, c.name + " with rewrite " + std::to_string(k));
   }
@@ -102,10 +103,12 @@ INSTANTIATE_TEST_SUITE_P(
 // 17), a U-Net with Resize, a mix of the other new ops, and a net with its weights in Constant nodes.
 INSTANTIATE_TEST_SUITE_P(
     Modern, ExportedModels,
-    ::testing::Values(ModelCase{"mobilenet_v3", "", {"folded BatchNormalization"}},
-                      ModelCase{"vit_tiny", "", {}}, ModelCase{"vit_tiny_opset17", "", {}},
-                      ModelCase{"unet_tiny", "", {}}, ModelCase{"ops_modern", "", {}},
-                      ModelCase{"cnn_constants_opset9", "", {"folded BatchNormalization"}}),
+    ::testing::Values(
+        ModelCase{"mobilenet_v3", "", {"folded BatchNormalization", "fused 19 spelled-out HardSwish"}},
+        ModelCase{"vit_tiny", "", {"fused 3 spelled-out LayerNormalization", "fused 1 spelled-out Gelu"}},
+        ModelCase{"vit_tiny_opset17", "", {}}, ModelCase{"unet_tiny", "", {}},
+        ModelCase{"ops_modern", "", {}},
+        ModelCase{"cnn_constants_opset9", "", {"folded BatchNormalization"}}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ExportedModels, FoldsEveryBatchNormalization) {

@@ -214,7 +214,7 @@ Outcome run_case(const fs::path& dir) {
     std::string bytes;
     m.SerializeToString(&bytes);
     LoadOptions options;
-    options.canonicalize = {false, false, false, false};
+    options.canonicalize = {false, false, false, false, false};
     std::vector<Tensor> outputs;
     try {
       const Model loaded = Model::from_bytes(bytes, dir.filename().string(), options);

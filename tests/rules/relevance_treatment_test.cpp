@@ -89,11 +89,13 @@ TEST(RelevanceTreatments, NodeWithoutTreatmentFailsAtSetUpWithAdviceThatWorks) {
   }
 }
 
-// Roles without a treatment yet (normalization, non-monotone activations such as the square in a spelled-out
-// LayerNorm) are refused the same way, and the gradient still runs through them.
+// Roles without a treatment yet (normalization, also where LayerNorm was spelled out; non-monotone
+// activations such as MobileNetV3's HardSwish) are refused the same way, and the gradient still runs
+// through them.
 TEST(RelevanceTreatments, NormalizationAndNonMonotoneActivationsAreRefusedAtSetUp) {
   for (const auto& [name, role] : {std::pair<std::string, std::string>{"vit_tiny_opset17", "normalization"},
-                                   {"vit_tiny", "non-monotone activation"}}) {
+                                   {"vit_tiny", "normalization"},
+                                   {"mobilenet_v3", "non-monotone activation"}}) {
     SCOPED_TRACE(name);
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
     std::string message;
