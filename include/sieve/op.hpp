@@ -15,13 +15,16 @@ class LinearOp;
 // What an op is, for everything that treats ops by kind (relevance treatments, pattern statistics,
 // canonicalization). Each op declares its role itself (Op::role).
 enum class OpRole {
-  linear,               // linear in input 0 for fixed parameters (a LinearOp)
-  monotone_activation,  // element-wise and monotone (Relu, Sigmoid, Tanh, Clip, …)
-  proportional,         // a sum or scaling of its varying inputs (Add, Sub, Mul/Div by a constant)
+  linear,                  // linear in input 0 for fixed parameters (a LinearOp)
+  monotone_activation,     // element-wise and monotone (Relu, Sigmoid, Tanh, Clip, …)
+  nonmonotone_activation,  // element-wise, not monotone (HardSwish, GELU, Abs, Sin, Pow, …)
+  proportional,            // a sum or scaling of its varying inputs (Add, Sub, Mul/Div by a constant)
   data_movement,  // each output element is a copy of input elements or a constant (Reshape, Concat, Pad, …)
   max_selection,  // the maximum of a window (MaxPool, GlobalMaxPool)
   product,        // a product of two input-dependent tensors (Mul, Div, MatMul of two activations)
   softmax,        // Softmax, LogSoftmax
+  normalization,  // divides by statistics of its own input (LayerNorm, InstanceNorm) or computes one (L2
+                  // norm)
   shape_only,     // shapes, indices or masks: nothing flows back through it
 };
 std::string_view role_name(OpRole role);

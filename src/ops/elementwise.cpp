@@ -7,34 +7,11 @@
 #include <optional>
 
 #include "ops/common.hpp"
+#include "ops/elementwise_kernels.hpp"
 #include "ops/factories.hpp"
 
 namespace sieve::ops {
 namespace {
-
-constexpr int64_t kParallelThreshold = 1 << 15;
-
-template <class F>
-Tensor zip(const Tensor& a, const Tensor& b, F f) {
-  Tensor y = Tensor::uninitialized(a.shape());
-  const float *pa = a.data(), *pb = b.data();
-  float* py = y.data();
-  const int64_t n = a.size();
-#pragma omp parallel for simd if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
-  return y;
-}
-
-template <class F>
-Tensor map_unary(const Tensor& x, F f) {
-  Tensor y = Tensor::uninitialized(x.shape());
-  const float* px = x.data();
-  float* py = y.data();
-  const int64_t n = x.size();
-#pragma omp parallel for simd if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
-  return y;
-}
 
 class UnaryOp : public Op {
  public:
@@ -122,50 +99,6 @@ class ClipOp : public Op {
   float min_, max_;
 };
 
-// Applies f(a_i, b_i) with numpy broadcasting. The innermost axis is a contiguous run whenever possible.
-template <class F>
-Tensor broadcast_binary(const Tensor& a, const Tensor& b, const std::string& where, F f) {
-  const Shape out = broadcast_shapes(a.shape(), b.shape(), where);
-  Tensor y = Tensor::uninitialized(out);
-  const int64_t n = y.size();
-  if (n == 0) return y;
-  if (a.shape() == b.shape()) {
-    const float *pa = a.data(), *pb = b.data();
-    float* py = y.data();
-#pragma omp parallel for simd if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
-    return y;
-  }
-  const size_t rank = out.size();
-  auto broadcast_strides = [&](const Shape& s) {
-    std::vector<int64_t> st(rank, 0);
-    const std::vector<int64_t> own = strides_of(s);
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] != 1) st[rank - s.size() + i] = own[i];
-    }
-    return st;
-  };
-  const std::vector<int64_t> sa = broadcast_strides(a.shape()), sb = broadcast_strides(b.shape());
-  const int64_t inner = rank == 0 ? 1 : out.back();
-  const int64_t rows = n / inner;
-  const int64_t ia = rank == 0 ? 0 : sa.back(), ib = rank == 0 ? 0 : sb.back();
-  const float *pa = a.data(), *pb = b.data();
-  float* py = y.data();
-#pragma omp parallel for if (n > kParallelThreshold)
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t rem = r, oa = 0, ob = 0;
-    for (size_t d = rank - 1; d-- > 0;) {
-      const int64_t idx = rem % out[d];
-      rem /= out[d];
-      oa += idx * sa[d];
-      ob += idx * sb[d];
-    }
-    float* row = py + r * inner;
-    for (int64_t i = 0; i < inner; ++i) row[i] = f(pa[oa + i * ia], pb[ob + i * ib]);
-  }
-  return y;
-}
-
 class BinaryOp : public Op {
  public:
   BinaryOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type) {
@@ -176,7 +109,6 @@ class BinaryOp : public Op {
   }
   std::string_view type() const override { return type_; }
   OpRole role(std::span<const bool> varying) const override {
-    if (type_ == "Equal") return OpRole::shape_only;
     return type_ == "Mul" || type_ == "Div" ? scaling_or_product(varying) : OpRole::proportional;
   }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
@@ -186,13 +118,12 @@ class BinaryOp : public Op {
     if (type_ == "Add") return {broadcast_binary(a, b, where_, std::plus<float>())};
     if (type_ == "Sub") return {broadcast_binary(a, b, where_, std::minus<float>())};
     if (type_ == "Mul") return {broadcast_binary(a, b, where_, std::multiplies<float>())};
-    if (type_ == "Div") return {broadcast_binary(a, b, where_, std::divides<float>())};
-    return {broadcast_binary(a, b, where_, [](float x, float y) { return x == y ? 1.0f : 0.0f; })};
+    return {broadcast_binary(a, b, where_, std::divides<float>())};
   }
   std::vector<Tensor> vjp(const VjpArgs& args) const override {
     std::vector<Tensor> grads(2);
     const Tensor& g = args.grad_outputs[0];
-    if (g.empty() || type_ == "Equal") return grads;
+    if (g.empty()) return grads;
     const Shape& as = args.input_shapes[0];
     const Shape bs = legacy_axis_ ? aligned_shape(args.input_shapes[1], static_cast<int64_t>(as.size()))
                                   : args.input_shapes[1];
@@ -245,6 +176,42 @@ class BinaryOp : public Op {
   }
   std::string where_, type_;
   std::optional<int64_t> legacy_axis_;
+};
+
+// Comparisons and logic (Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or, Xor, Not): masks
+// as 0/1, through which no gradient flows.
+class MaskOp : public Op {
+ public:
+  explicit MaskOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type) {}
+  std::string_view type() const override { return type_; }
+  OpRole role(std::span<const bool>) const override { return OpRole::shape_only; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    if (type_ == "Not") {
+      expect_inputs(inputs, 1, 1, where_);
+      return {map_unary(inputs[0], [](float v) { return v != 0.0f ? 0.0f : 1.0f; })};
+    }
+    expect_inputs(inputs, 2, 2, where_);
+    const Tensor &a = inputs[0], &b = inputs[1];
+    auto mask = [&](auto predicate) {
+      return broadcast_binary(a, b, where_,
+                              [predicate](float x, float y) { return predicate(x, y) ? 1.0f : 0.0f; });
+    };
+    if (type_ == "Equal") return {mask(std::equal_to<float>())};
+    if (type_ == "Less") return {mask(std::less<float>())};
+    if (type_ == "Greater") return {mask(std::greater<float>())};
+    if (type_ == "LessOrEqual") return {mask(std::less_equal<float>())};
+    if (type_ == "GreaterOrEqual") return {mask(std::greater_equal<float>())};
+    if (type_ == "And") return {mask([](float x, float y) { return x != 0.0f && y != 0.0f; })};
+    if (type_ == "Or") return {mask([](float x, float y) { return x != 0.0f || y != 0.0f; })};
+    return {mask([](float x, float y) { return (x != 0.0f) != (y != 0.0f); })};
+  }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return std::vector<Tensor>(a.inputs.size()); }
+  VjpReads vjp_reads(size_t n, size_t m) const override {
+    return {std::vector<bool>(n, false), std::vector<bool>(m, false)};
+  }
+
+ private:
+  std::string where_, type_;
 };
 
 // Softmax / LogSoftmax. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and normalized
@@ -398,6 +365,9 @@ std::unique_ptr<Op> make_clip(const OpSpec& spec) {
 }
 std::unique_ptr<Op> make_binary(const OpSpec& spec) {
   return std::make_unique<BinaryOp>(spec);
+}
+std::unique_ptr<Op> make_mask(const OpSpec& spec) {
+  return std::make_unique<MaskOp>(spec);
 }
 std::unique_ptr<Op> make_softmax(const OpSpec& spec) {
   return std::make_unique<SoftmaxOp>(spec);

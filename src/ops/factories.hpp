@@ -17,10 +17,21 @@ std::unique_ptr<Op> make_average_pool(const OpSpec& spec);
 std::unique_ptr<Op> make_global_average_pool(const OpSpec& spec);
 std::unique_ptr<Op> make_global_max_pool(const OpSpec& spec);
 std::unique_ptr<Op> make_batch_normalization(const OpSpec& spec);
+std::unique_ptr<Op> make_layer_normalization(const OpSpec& spec);
+std::unique_ptr<Op> make_instance_normalization(const OpSpec& spec);
 std::unique_ptr<Op> make_unary(const OpSpec& spec);  // Relu, LeakyRelu, Elu, Sigmoid, Tanh
 std::unique_ptr<Op> make_clip(const OpSpec& spec);
-std::unique_ptr<Op> make_binary(const OpSpec& spec);   // Add, Sub, Mul, Div, Equal
-std::unique_ptr<Op> make_softmax(const OpSpec& spec);  // Softmax, LogSoftmax
+// HardSigmoid, HardSwish, Erf, Gelu, Softplus, Selu, Exp, Log, Neg, Abs, Sqrt, Reciprocal, Sin, Cos
+std::unique_ptr<Op> make_activation(const OpSpec& spec);
+std::unique_ptr<Op> make_prelu(const OpSpec& spec);
+std::unique_ptr<Op> make_pow(const OpSpec& spec);
+std::unique_ptr<Op> make_binary(const OpSpec& spec);  // Add, Sub, Mul, Div
+// Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or, Xor, Not
+std::unique_ptr<Op> make_mask(const OpSpec& spec);
+// ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2
+std::unique_ptr<Op> make_reduce(const OpSpec& spec);
+std::unique_ptr<Op> make_variadic(const OpSpec& spec);  // Sum, Mean, Max, Min
+std::unique_ptr<Op> make_softmax(const OpSpec& spec);   // Softmax, LogSoftmax
 std::unique_ptr<Op> make_flatten(const OpSpec& spec);
 std::unique_ptr<Op> make_reshape(const OpSpec& spec);
 std::unique_ptr<Op> make_transpose(const OpSpec& spec);
@@ -28,6 +39,9 @@ std::unique_ptr<Op> make_concat(const OpSpec& spec);
 std::unique_ptr<Op> make_squeeze(const OpSpec& spec);  // Squeeze, Unsqueeze
 std::unique_ptr<Op> make_pad(const OpSpec& spec);
 std::unique_ptr<Op> make_identity(const OpSpec& spec);  // Identity, Dropout
+std::unique_ptr<Op> make_resize(const OpSpec& spec);    // Resize, Upsample
+std::unique_ptr<Op> make_tile(const OpSpec& spec);
+std::unique_ptr<Op> make_split(const OpSpec& spec);
 // Shape arithmetic that exporters emit around Reshape; folded at load time whenever the shapes are known.
 std::unique_ptr<Op> make_shape(const OpSpec& spec);
 std::unique_ptr<Op> make_gather(const OpSpec& spec);

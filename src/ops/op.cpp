@@ -13,6 +13,8 @@ std::string_view role_name(OpRole role) {
       return "linear";
     case OpRole::monotone_activation:
       return "monotone activation";
+    case OpRole::nonmonotone_activation:
+      return "non-monotone activation";
     case OpRole::proportional:
       return "proportional";
     case OpRole::data_movement:
@@ -23,6 +25,8 @@ std::string_view role_name(OpRole role) {
       return "product";
     case OpRole::softmax:
       return "softmax";
+    case OpRole::normalization:
+      return "normalization";
     case OpRole::shape_only:
       return "shape only";
   }

@@ -677,6 +677,166 @@ class SliceOp : public Op {
   std::vector<int64_t> starts_, ends_, axes_;
 };
 
+// Tile: the input repeated `repeats[d]` times along every axis d.
+class TileOp : public Op {
+ public:
+  explicit TileOp(const OpSpec& spec) : where_(spec.where()) {}
+  std::string_view type() const override { return "Tile"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 2, 2, where_);
+    const Tensor& x = inputs[0];
+    const Shape out = tiled_shape(x.shape(), inputs[1]);
+    Tensor y = Tensor::uninitialized(out);
+    const std::vector<int64_t> xs = strides_of(x.shape());
+    for (int64_t i = 0; i < y.size(); ++i) y[i] = x[source(i, out, x.shape(), xs)];
+    return {y};
+  }
+  // Every copy's gradient summed back into the element it copies.
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(2);
+    const Tensor& g = a.grad_outputs[0];
+    if (g.empty() || !a.wanted[0]) return grads;
+    const Shape& shape = a.input_shapes[0];
+    const std::vector<int64_t> xs = strides_of(shape);
+    std::vector<double> acc(static_cast<size_t>(element_count(shape)), 0.0);
+    for (int64_t i = 0; i < g.size(); ++i) acc[static_cast<size_t>(source(i, g.shape(), shape, xs))] += g[i];
+    Tensor gx = Tensor::uninitialized(shape);
+    for (int64_t i = 0; i < gx.size(); ++i) gx[i] = static_cast<float>(acc[static_cast<size_t>(i)]);
+    grads[0] = std::move(gx);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t, size_t) const override { return {{false, false}, {false}}; }
+
+ private:
+  Shape tiled_shape(const Shape& x, const Tensor& repeats_tensor) const {
+    const std::vector<int64_t> repeats = to_ints(repeats_tensor);
+    if (repeats.size() != x.size())
+      throw Error(where_ + ": " + std::to_string(repeats.size()) + " repeats for an input of rank " +
+                  std::to_string(x.size()));
+    Shape out(x.size());
+    for (size_t d = 0; d < x.size(); ++d) {
+      if (repeats[d] < 0) throw Error(where_ + ": negative repeat " + std::to_string(repeats[d]));
+      out[d] = x[d] * repeats[d];
+    }
+    checked_element_count(out, where_);
+    return out;
+  }
+  // The offset in x of output element i.
+  static int64_t source(int64_t i, const Shape& out, const Shape& x, const std::vector<int64_t>& xs) {
+    int64_t rem = i, off = 0;
+    for (size_t d = out.size(); d-- > 0;) {
+      off += (rem % out[d]) % x[d] * xs[d];
+      rem /= out[d];
+    }
+    return off;
+  }
+  std::string where_;
+};
+
+// Split into consecutive pieces along an axis: sizes from the `split` attribute (before opset 13) or
+// input, else equal parts (from opset 18 `num_outputs` of them, the last one smaller when they do not
+// divide evenly).
+class SplitOp : public Op {
+ public:
+  explicit SplitOp(const OpSpec& spec)
+      : where_(spec.where()),
+        axis_(spec.attributes.get_int("axis", 0)),
+        outputs_(spec.num_outputs),
+        split_from_input_(spec.opset >= 13),
+        uneven_last_(spec.opset >= 18) {
+    sizes_ = spec.attributes.get_ints("split");
+    if (split_from_input_ && !sizes_.empty()) spec.fail("'split' is an input from opset 13 on");
+    if (spec.attributes.has("num_outputs") &&
+        spec.attributes.get_int("num_outputs", 0) != static_cast<int64_t>(outputs_))
+      spec.fail("num_outputs differs from the node's number of outputs");
+    if (outputs_ == 0) spec.fail("no outputs");
+  }
+  std::string_view type() const override { return "Split"; }
+  OpRole role(std::span<const bool>) const override { return OpRole::data_movement; }
+  std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
+    expect_inputs(inputs, 1, 2, where_);
+    const Tensor& x = inputs[0];
+    const int64_t axis = normalize_axis(axis_, x.rank(), where_);
+    const std::vector<int64_t> sizes = piece_sizes(inputs, x.shape(), axis);
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= x.dim(d);
+    const int64_t row = outer == 0 ? 0 : x.size() / outer, inner = x.dim(axis) == 0 ? 0 : row / x.dim(axis);
+    std::vector<Tensor> pieces;
+    int64_t offset = 0;
+    for (int64_t size : sizes) {
+      Shape shape = x.shape();
+      shape[static_cast<size_t>(axis)] = size;
+      Tensor piece = Tensor::uninitialized(shape);
+      const int64_t piece_row = size * inner;
+      for (int64_t o = 0; o < outer; ++o)
+        std::copy(x.data() + o * row + offset, x.data() + o * row + offset + piece_row,
+                  piece.data() + o * piece_row);
+      offset += piece_row;
+      pieces.push_back(std::move(piece));
+    }
+    return pieces;
+  }
+  // The pieces' gradients side by side (zeros for pieces no gradient reached).
+  std::vector<Tensor> vjp(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (!a.wanted[0]) return grads;
+    const Shape& xs = a.input_shapes[0];
+    const int64_t axis = normalize_axis(axis_, static_cast<int64_t>(xs.size()), where_);
+    const std::vector<int64_t> sizes = piece_sizes(a.inputs, xs, axis);
+    Tensor gx(xs);
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= xs[static_cast<size_t>(d)];
+    const int64_t row = outer == 0 ? 0 : gx.size() / outer;
+    const int64_t inner = xs[static_cast<size_t>(axis)] == 0 ? 0 : row / xs[static_cast<size_t>(axis)];
+    int64_t offset = 0;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      const int64_t piece_row = sizes[k] * inner;
+      const Tensor& g = a.grad_outputs[k];
+      if (!g.empty()) {
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy(g.data() + o * piece_row, g.data() + (o + 1) * piece_row, gx.data() + o * row + offset);
+      }
+      offset += piece_row;
+    }
+    grads[0] = std::move(gx);
+    return grads;
+  }
+  VjpReads vjp_reads(size_t n, size_t m) const override {
+    std::vector<bool> reads(n, true);  // the split sizes
+    reads[0] = false;
+    return {reads, std::vector<bool>(m, false)};
+  }
+
+ private:
+  std::vector<int64_t> piece_sizes(std::span<const Tensor> inputs, const Shape& xs, int64_t axis) const {
+    std::vector<int64_t> sizes = sizes_;
+    if (split_from_input_ && inputs.size() > 1 && !inputs[1].empty()) sizes = to_ints(inputs[1]);
+    const int64_t len = xs[static_cast<size_t>(axis)], n = static_cast<int64_t>(outputs_);
+    if (sizes.empty()) {
+      const int64_t part = uneven_last_ ? (len + n - 1) / n : len / n;
+      if (!uneven_last_ && len % n != 0)
+        throw Error(where_ + ": axis of size " + std::to_string(len) + " does not split into " +
+                    std::to_string(n) + " equal parts");
+      for (int64_t k = 0; k < n; ++k) sizes.push_back(std::min(part, len - k * part));
+    }
+    int64_t total = 0;
+    for (int64_t s : sizes) {
+      if (s < 0) throw Error(where_ + ": negative split size " + std::to_string(s));
+      total += s;
+    }
+    if (total != len || sizes.size() != outputs_)
+      throw Error(where_ + ": split sizes " + to_string(sizes) + " do not divide an axis of size " +
+                  std::to_string(len) + " into " + std::to_string(outputs_) + " outputs");
+    return sizes;
+  }
+  std::string where_;
+  int64_t axis_;
+  size_t outputs_;
+  bool split_from_input_, uneven_last_;
+  std::vector<int64_t> sizes_;
+};
+
 class RangeOp : public Op {
  public:
   RangeOp(const OpSpec& spec) : where_(spec.where()) {}
@@ -740,6 +900,12 @@ std::unique_ptr<Op> make_constant_of_shape(const OpSpec& spec) {
 }
 std::unique_ptr<Op> make_slice(const OpSpec& spec) {
   return std::make_unique<SliceOp>(spec);
+}
+std::unique_ptr<Op> make_tile(const OpSpec& spec) {
+  return std::make_unique<TileOp>(spec);
+}
+std::unique_ptr<Op> make_split(const OpSpec& spec) {
+  return std::make_unique<SplitOp>(spec);
 }
 std::unique_ptr<Op> make_range(const OpSpec& spec) {
   return std::make_unique<RangeOp>(spec);

@@ -81,7 +81,7 @@ TEST(Canonicalize, MergesZeroPadIntoConvAndKeepsTheOutput) {
   Tensor x(Shape{1, 1, 4, 4});
   for (int64_t i = 0; i < 16; ++i) x[i] = static_cast<float>(i) - 7.5f;
   LoadOptions raw;
-  raw.canonicalize = {false, false, false, false};
+  raw.canonicalize = {false, false, false, false, false};
   const Tensor expected = Model::from_bytes(serialize(m), "pad.onnx", raw).run({x})[0];
   const Model merged = Model::from_bytes(serialize(m), "pad.onnx");
   EXPECT_EQ(merged.report().op_counts, (std::map<std::string, int>{{"Conv", 1}}));

@@ -95,20 +95,67 @@ Outcome run_case(const fs::path& dir) {
   }
   if (ops.empty()) return {Outcome::not_supported_op, "Constant only"};
   // Ops whose results on integer data are exact in float32 (they move or compare values, no arithmetic).
-  static const std::set<std::string> exact = {
-      "Shape",  "Gather",  "Cast",      "ConstantOfShape", "Slice",   "Range",
-      "Where",  "Expand",  "Equal",     "Reshape",         "Squeeze", "Unsqueeze",
-      "Concat", "Flatten", "Transpose", "Identity",        "Dropout", "Pad"};
+  static const std::set<std::string> exact = {"Shape",
+                                              "Gather",
+                                              "Cast",
+                                              "ConstantOfShape",
+                                              "Slice",
+                                              "Range",
+                                              "Where",
+                                              "Expand",
+                                              "Equal",
+                                              "Less",
+                                              "Greater",
+                                              "LessOrEqual",
+                                              "GreaterOrEqual",
+                                              "And",
+                                              "Or",
+                                              "Xor",
+                                              "Not",
+                                              "Reshape",
+                                              "Squeeze",
+                                              "Unsqueeze",
+                                              "Concat",
+                                              "Flatten",
+                                              "Transpose",
+                                              "Identity",
+                                              "Dropout",
+                                              "Pad",
+                                              "Tile",
+                                              "Split",
+                                              "Max",
+                                              "Min",
+                                              "ReduceMax",
+                                              "ReduceMin",
+                                              "Neg",
+                                              "Abs"};
   const bool all_exact =
       std::all_of(ops.begin(), ops.end(), [](const std::string& op) { return exact.count(op) != 0; });
-  for (const auto& io : {model.graph().input(), model.graph().output()}) {
-    for (const auto& v : io) {
+  // Input positions that hold integer parameters (axes, sizes, repeats, split sizes), never data.
+  static const std::map<std::string, std::set<int>> parameter_positions = {
+      {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"ReduceMax", {1}},      {"ReduceMin", {1}}, {"ReduceL2", {1}},
+      {"Resize", {3}},    {"Split", {1}},      {"Tile", {1}},           {"Expand", {1}},    {"Reshape", {1}},
+      {"Squeeze", {1}},   {"Unsqueeze", {1}},  {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 3}}};
+  // True when every node reading graph input `name` reads it at a parameter position.
+  auto only_parameter = [&](const std::string& name) {
+    for (const auto& n : model.graph().node()) {
+      for (int k = 0; k < n.input_size(); ++k) {
+        if (n.input(k) != name) continue;
+        const auto it = parameter_positions.find(n.op_type());
+        if (it == parameter_positions.end() || !it->second.count(k)) return false;
+      }
+    }
+    return true;
+  };
+  for (const bool inputs : {true, false}) {
+    for (const auto& v : inputs ? model.graph().input() : model.graph().output()) {
       if (!v.type().has_tensor_type())
         return {Outcome::excluded, "non-tensor (sequence/optional) input or output"};
       const int32_t t = v.type().tensor_type().elem_type();
       if (is_float32(t)) continue;
       const bool max_pool_indices = ops == std::set<std::string>{"MaxPool"} && t == onnx::TensorProto::INT64;
-      if (!is_parameter_type(t) || !(all_exact || max_pool_indices)) {
+      const bool parameter = inputs && only_parameter(v.name());
+      if (!is_parameter_type(t) || !(all_exact || max_pool_indices || parameter)) {
         return {Outcome::excluded,
                 "values of type " + onnx_import::type_name(t) + " (sieve computes in float32)"};
       }
@@ -167,7 +214,7 @@ Outcome run_case(const fs::path& dir) {
     std::string bytes;
     m.SerializeToString(&bytes);
     LoadOptions options;
-    options.canonicalize = {false, false, false, false};
+    options.canonicalize = {false, false, false, false, false};
     std::vector<Tensor> outputs;
     try {
       const Model loaded = Model::from_bytes(bytes, dir.filename().string(), options);

@@ -15,7 +15,9 @@ namespace {
 // The role each registered op type must declare when its first input varies and the others are fixed.
 const std::map<std::string, OpRole>& expected_roles() {
   static const std::map<std::string, OpRole> roles{
+      {"Abs", OpRole::nonmonotone_activation},
       {"Add", OpRole::proportional},
+      {"And", OpRole::shape_only},
       {"AveragePool", OpRole::linear},
       {"BatchNormalization", OpRole::linear},
       {"Cast", OpRole::data_movement},
@@ -24,46 +26,114 @@ const std::map<std::string, OpRole>& expected_roles() {
       {"ConstantOfShape", OpRole::shape_only},
       {"Conv", OpRole::linear},
       {"ConvTranspose", OpRole::linear},
+      {"Cos", OpRole::nonmonotone_activation},
       {"Div", OpRole::proportional},
       {"Dropout", OpRole::data_movement},
       {"Elu", OpRole::monotone_activation},
       {"Equal", OpRole::shape_only},
+      {"Erf", OpRole::monotone_activation},
+      {"Exp", OpRole::monotone_activation},
       {"Expand", OpRole::data_movement},
       {"Flatten", OpRole::data_movement},
       {"Gather", OpRole::data_movement},
+      {"Gelu", OpRole::nonmonotone_activation},
       {"Gemm", OpRole::linear},
       {"GlobalAveragePool", OpRole::linear},
       {"GlobalMaxPool", OpRole::max_selection},
+      {"Greater", OpRole::shape_only},
+      {"GreaterOrEqual", OpRole::shape_only},
+      {"HardSigmoid", OpRole::monotone_activation},
+      {"HardSwish", OpRole::nonmonotone_activation},
       {"Identity", OpRole::data_movement},
+      {"InstanceNormalization", OpRole::normalization},
+      {"LayerNormalization", OpRole::normalization},
       {"LeakyRelu", OpRole::monotone_activation},
+      {"Less", OpRole::shape_only},
+      {"LessOrEqual", OpRole::shape_only},
+      {"Log", OpRole::monotone_activation},
       {"LogSoftmax", OpRole::softmax},
       {"MatMul", OpRole::linear},
+      {"Max", OpRole::monotone_activation},
       {"MaxPool", OpRole::max_selection},
+      {"Mean", OpRole::proportional},
+      {"Min", OpRole::monotone_activation},
       {"Mul", OpRole::proportional},
+      {"Neg", OpRole::proportional},
+      {"Not", OpRole::shape_only},
+      {"Or", OpRole::shape_only},
+      {"PRelu", OpRole::monotone_activation},
       {"Pad", OpRole::data_movement},
+      {"Pow", OpRole::nonmonotone_activation},
       {"Range", OpRole::shape_only},
+      {"Reciprocal", OpRole::nonmonotone_activation},
+      {"ReduceL2", OpRole::normalization},
+      {"ReduceMax", OpRole::max_selection},
+      {"ReduceMean", OpRole::proportional},
+      {"ReduceMin", OpRole::max_selection},
+      {"ReduceSum", OpRole::proportional},
       {"Relu", OpRole::monotone_activation},
       {"Reshape", OpRole::data_movement},
+      {"Resize", OpRole::data_movement},
+      {"Selu", OpRole::monotone_activation},
       {"Shape", OpRole::shape_only},
       {"Sigmoid", OpRole::monotone_activation},
+      {"Sin", OpRole::nonmonotone_activation},
       {"Slice", OpRole::data_movement},
       {"Softmax", OpRole::softmax},
+      {"Softplus", OpRole::monotone_activation},
+      {"Split", OpRole::data_movement},
+      {"Sqrt", OpRole::monotone_activation},
       {"Squeeze", OpRole::data_movement},
       {"Sub", OpRole::proportional},
+      {"Sum", OpRole::proportional},
       {"Tanh", OpRole::monotone_activation},
+      {"Tile", OpRole::data_movement},
       {"Transpose", OpRole::data_movement},
       {"Unsqueeze", OpRole::data_movement},
+      {"Upsample", OpRole::data_movement},
       {"Where", OpRole::data_movement},
+      {"Xor", OpRole::shape_only},
   };
   return roles;
 }
 
 size_t input_count(const std::string& type) {
-  static const std::map<std::string, size_t> counts{
-      {"Add", 2},    {"Sub", 2},     {"Mul", 2},           {"Div", 2},    {"Equal", 2},
-      {"MatMul", 2}, {"Conv", 3},    {"ConvTranspose", 3}, {"Gemm", 3},   {"BatchNormalization", 5},
-      {"Concat", 2}, {"Reshape", 2}, {"Expand", 2},        {"Gather", 2}, {"Where", 3},
-      {"Range", 3},  {"Slice", 3},   {"Pad", 2},           {"Clip", 3},   {"Unsqueeze", 2}};
+  static const std::map<std::string, size_t> counts{{"Add", 2},
+                                                    {"Sub", 2},
+                                                    {"Mul", 2},
+                                                    {"Div", 2},
+                                                    {"Equal", 2},
+                                                    {"MatMul", 2},
+                                                    {"Conv", 3},
+                                                    {"ConvTranspose", 3},
+                                                    {"Gemm", 3},
+                                                    {"BatchNormalization", 5},
+                                                    {"Concat", 2},
+                                                    {"Reshape", 2},
+                                                    {"Expand", 2},
+                                                    {"Gather", 2},
+                                                    {"Where", 3},
+                                                    {"Range", 3},
+                                                    {"Slice", 3},
+                                                    {"Pad", 2},
+                                                    {"Clip", 3},
+                                                    {"Unsqueeze", 2},
+                                                    {"PRelu", 2},
+                                                    {"Pow", 2},
+                                                    {"Tile", 2},
+                                                    {"Max", 2},
+                                                    {"Min", 2},
+                                                    {"Sum", 2},
+                                                    {"Mean", 2},
+                                                    {"Less", 2},
+                                                    {"Greater", 2},
+                                                    {"LessOrEqual", 2},
+                                                    {"GreaterOrEqual", 2},
+                                                    {"And", 2},
+                                                    {"Or", 2},
+                                                    {"Xor", 2},
+                                                    {"LayerNormalization", 3},
+                                                    {"InstanceNormalization", 3}};
   const auto it = counts.find(type);
   return it == counts.end() ? 1 : it->second;
 }
@@ -115,6 +185,17 @@ TEST(OpRoles, ProductsOnlyWhenTwoFactorsVary) {
   EXPECT_EQ(role_of(*minimal_op("Mul"), {1, 0}), OpRole::proportional);
   EXPECT_EQ(role_of(*minimal_op("Add"), {1, 1}), OpRole::proportional);
   EXPECT_EQ(role_of(*minimal_op("Conv"), {1, 1, 0}), OpRole::product);
+  EXPECT_EQ(role_of(*minimal_op("Pow"), {1, 1}), OpRole::product);
+  EXPECT_EQ(role_of(*minimal_op("PRelu"), {1, 1}), OpRole::product);
+}
+
+TEST(OpRoles, SelectionsAndResamplingDependOnInputsAndMode) {
+  EXPECT_EQ(role_of(*minimal_op("Max"), {1, 1}), OpRole::max_selection);
+  EXPECT_EQ(role_of(*minimal_op("Min"), {1, 1, 0}), OpRole::max_selection);
+  EXPECT_EQ(role_of(*minimal_op("Sum"), {1, 1}), OpRole::proportional);
+  OpSpec linear = op_spec("Resize", 3);
+  linear.attributes.set("mode", std::string("linear"));
+  EXPECT_EQ(role_of(*create_op(linear), {1, 0, 0}), OpRole::proportional);
 }
 
 TEST(OpRoles, LayersAreConvolutionsAndDenseOps) {

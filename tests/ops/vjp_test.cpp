@@ -231,6 +231,99 @@ std::vector<VjpCase> cases() {
     s.attributes.set("to", int64_t{1});
     v.push_back({"cast", s, {{r({5})}}});
   }
+  {
+    // A grid −4.05, −3.85, …: at least 0.05 from the kinks of HardSigmoid (±2.5), HardSwish (±3) and Abs (0),
+    // farther than a step of 1e-3·|d| reaches.
+    Tensor grid = Tensor::uninitialized({6, 7});
+    for (int64_t i = 0; i < grid.size(); ++i) grid[i] = -4.05f + 0.2f * static_cast<float>(i);
+    for (const char* f : {"HardSigmoid", "HardSwish", "Abs"})
+      v.push_back({f, op_spec(f, 1, 14), {{grid}}, 1e-3});
+  }
+  for (const char* f : {"Erf", "Gelu", "Softplus", "Selu", "Exp", "Neg", "Sin", "Cos"})
+    v.push_back({f, op_spec(f, 1), {{r({3, 7}, 0.1f)}}, 1e-3});
+  {
+    OpSpec s = op_spec("Gelu", 1);
+    s.attributes.set("approximate", std::string("tanh"));
+    v.push_back({"gelu_tanh", s, {{r({3, 7})}}, 1e-3});
+  }
+  for (const char* f : {"Log", "Sqrt", "Reciprocal"}) {
+    Tensor positive = r({3, 7});
+    for (float& val : positive.values()) val = std::abs(val) + 0.5f;
+    v.push_back({f, op_spec(f, 1), {{positive}}, 1e-3});
+  }
+  v.push_back({"prelu", op_spec("PRelu", 2), {{r({2, 3, 4}, 0.1f)}, {r({3, 1})}}});
+  {
+    Tensor base = r({2, 3});
+    for (float& val : base.values()) val = std::abs(val) + 0.5f;
+    v.push_back({"pow", op_spec("Pow", 2), {{base}, {r({3})}}, 1e-3});
+    v.push_back({"pow_square", op_spec("Pow", 2), {{r({2, 3})}, constant(Tensor(Shape{}, 2.0f))}, 1e-3});
+  }
+  {
+    OpSpec s = op_spec("ReduceSum", 2);
+    s.attributes.set("keepdims", int64_t{0});
+    v.push_back({"reduce_sum", s, {{r({2, 3, 4})}, ints({0, -1})}});
+  }
+  {
+    OpSpec s = op_spec("ReduceMean", 1);
+    s.attributes.set("axes", std::vector<int64_t>{1});
+    v.push_back({"reduce_mean", s, {{r({2, 3, 4})}}});
+    v.push_back({"reduce_mean_opset18", op_spec("ReduceMean", 2, 18), {{r({2, 3, 4})}, ints({2})}});
+    s.op_type = "ReduceL2";
+    v.push_back({"reduce_l2", s, {{r({2, 3, 4})}}, 1e-3});
+    for (const char* m : {"ReduceMax", "ReduceMin"}) {
+      s.op_type = m;
+      v.push_back({m, s, {{distinct_tensor({2, 3, 4}, rng)}}});
+    }
+  }
+  {
+    OpSpec s = op_spec("ReduceSum", 2);
+    s.attributes.set("noop_with_empty_axes", int64_t{1});
+    v.push_back({"reduce_sum_noop", s, {{r({2, 3})}, constant(Tensor(Shape{0}))}});
+  }
+  v.push_back({"sum", op_spec("Sum", 3), {{r({2, 3, 4})}, {r({3, 1})}, {r({4})}}});
+  v.push_back({"mean", op_spec("Mean", 2), {{r({2, 3})}, {r({3})}}});
+  for (const char* m : {"Max", "Min"}) {
+    Tensor other = distinct_tensor({3, 1}, rng);
+    for (float& val : other.values()) val += 0.05f;  // off the first input's grid: no ties
+    v.push_back({m, op_spec(m, 2), {{distinct_tensor({2, 3, 4}, rng)}, {other}}});
+  }
+  v.push_back({"tile", op_spec("Tile", 2), {{r({2, 3})}, ints({2, 3})}});
+  {
+    OpSpec s = op_spec("Split", 2, 13, 3);
+    s.attributes.set("axis", int64_t{1});
+    v.push_back({"split", s, {{r({2, 6, 3})}, ints({1, 3, 2})}});
+    OpSpec even = op_spec("Split", 1, 18, 2);
+    even.attributes.set("num_outputs", int64_t{2});
+    v.push_back({"split_uneven", even, {{r({5, 3})}}});
+  }
+  {
+    OpSpec s = op_spec("LayerNormalization", 3, 17);
+    s.attributes.set("axis", int64_t{1});
+    s.attributes.set("epsilon", 1e-3f);
+    v.push_back({"layer_norm", s, {{r({2, 3, 4})}, {r({4})}, {r({3, 4})}}, 1e-3});
+  }
+  v.push_back(
+      {"instance_norm", op_spec("InstanceNormalization", 3), {{r({2, 3, 5})}, {r({3})}, {r({3})}}, 1e-3});
+  {
+    const Input none{Tensor(), false};
+    auto floats = [](std::vector<float> values) {
+      return Input{Tensor(Shape{static_cast<int64_t>(values.size())}, values), false};
+    };
+    for (const char* mode : {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"}) {
+      OpSpec s = op_spec("Resize", 4);
+      s.attributes.set("mode", std::string("linear"));
+      s.attributes.set("coordinate_transformation_mode", std::string(mode));
+      v.push_back({std::string("resize_linear_") + mode,
+                   s,
+                   {{r({1, 2, 3, 4})}, none, floats({1, 1, 2, 0.6f}), none}});
+      s.attributes.set("mode", std::string("nearest"));
+      v.push_back(
+          {std::string("resize_nearest_") + mode, s, {{r({1, 2, 3, 4})}, none, none, ints({1, 2, 5, 3})}});
+    }
+    OpSpec up = op_spec("Upsample", 2, 9);
+    up.attributes.set("mode", std::string("linear"));
+    v.push_back({"upsample", up, {{r({1, 2, 3, 2})}, floats({1, 1, 2, 1.5f})}});
+  }
   return v;
 }
 
