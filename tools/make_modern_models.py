@@ -9,7 +9,7 @@ weights, fixed seeds), with an input batch and PyTorch's float64 outputs on it:
   LayerNorm and GELU are spelled out (ReduceMean, Sub, Pow, Sqrt, Div, Erf), and at opset 17
   (LayerNormalization);
 - unet_tiny: an encoder–decoder with MaxPool, nearest and bilinear Resize, ConvTranspose and Concat, opset 13;
-- ops_modern: Softplus, PReLU, SELU, Abs/Exp/Log/Sin/Cos/Reciprocal, Max/Min, comparisons with Where,
+- ops_modern: Softplus, PReLU, SELU, SiLU (x·Sigmoid(x)), Abs/Exp/Log/Sin/Cos/Reciprocal, Max/Min, comparisons with Where,
   Tile, Split, ReduceMax/ReduceMin/ReduceSum/L2 norm, InstanceNormalization, opset 13;
 - cnn_constants_opset9: a Conv + BatchNormalization + Upsample net at opset 9 with every weight held in a
   Constant node instead of an initializer (as other exporters write them).
@@ -96,7 +96,7 @@ class OpsModern(nn.Module):
     def forward(self, x):
         h = self.inorm(self.prelu(self.conv(x)))
         a, b = torch.split(h, [2, 4], dim=1)
-        a = F.softplus(a) + F.selu(a) + torch.sin(a) * torch.cos(a) + torch.exp(-torch.abs(a))
+        a = F.softplus(a) + F.selu(a) + torch.sin(a) * torch.cos(a) + torch.exp(-torch.abs(a)) + F.silu(a)
         b = torch.log(torch.abs(b) + 1.0) + torch.reciprocal(b * b + 1.0)
         m = torch.maximum(a.repeat(1, 2, 1, 1), b) - torch.minimum(a.repeat(1, 2, 1, 1), b)
         masked = torch.where(m > 0.5, m, torch.zeros_like(m))

@@ -17,7 +17,7 @@ struct CanonicalizeOptions {
   bool remove_identity = true;      // Identity and (inference) Dropout
   bool fold_zero_pad = true;        // all-zero Pad into the consuming op
   bool strip_final_softmax = true;  // explain logits: drop a trailing Softmax / LogSoftmax
-  bool fuse_spelled_out = true;     // LayerNorm, GELU and HardSwish written as several nodes become one
+  bool fuse_spelled_out = true;     // LayerNorm, GELU, HardSwish, SiLU written as several nodes become one
 };
 
 struct LoadOptions {

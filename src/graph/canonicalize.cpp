@@ -347,25 +347,27 @@ std::optional<Node> match_gelu(const Chains& c, const Node& half, std::vector<co
   return std::nullopt;
 }
 
-// x · HardSigmoid(x) with α = 1/6, β = ½ → HardSwish.
-std::optional<Node> match_hard_swish(const Chains& c, const Node& mul, std::vector<const Node*>& used) {
+// x · HardSigmoid(x) with α = 1/6, β = ½ → HardSwish; x · Sigmoid(x) → SiLU.
+std::optional<Node> match_self_gate(const Chains& c, const Node& mul, const char* gate_type,
+                                    const char* fused, std::vector<const Node*>& used) {
   if (mul.spec.op_type != "Mul" || mul.inputs.size() != 2) return std::nullopt;
+  const bool hard = std::string(gate_type) == "HardSigmoid";
   for (size_t i = 0; i < 2; ++i) {
-    const Node* gate = c.producer(mul.inputs[i], "HardSigmoid");
+    const Node* gate = c.producer(mul.inputs[i], gate_type);
     if (gate == nullptr || gate->inputs[0] != mul.inputs[1 - i] ||
-        gate->spec.attributes.get_float("alpha", 0.2f) != 1.0f / 6.0f ||
-        gate->spec.attributes.get_float("beta", 0.5f) != 0.5f)
+        (hard && (gate->spec.attributes.get_float("alpha", 0.2f) != 1.0f / 6.0f ||
+                  gate->spec.attributes.get_float("beta", 0.5f) != 0.5f)))
       continue;
     used = {gate, &mul};
-    return fused_node(mul.name, "HardSwish", mul.spec.opset, {}, {gate->inputs[0]}, mul.outputs[0]);
+    return fused_node(mul.name, fused, mul.spec.opset, {}, {gate->inputs[0]}, mul.outputs[0]);
   }
   return std::nullopt;
 }
 
-// LayerNorm, GELU and HardSwish as exporters spell them at opsets without the operator become the one
+// LayerNorm, GELU, HardSwish and SiLU as exporters spell them at opsets without the operator become the one
 // operator, so relevance treatments and reports see what the network computes.
 void fuse_spelled_out(Graph& graph, ModelReport& report) {
-  for (const char* kind : {"LayerNormalization", "Gelu", "HardSwish"}) {
+  for (const char* kind : {"LayerNormalization", "Gelu", "HardSwish", "SiLU"}) {
     const Chains chains(graph);
     std::vector<bool> drop(graph.nodes().size(), false);
     std::vector<Node> added;
@@ -375,7 +377,9 @@ void fuse_spelled_out(Graph& graph, ModelReport& report) {
       const std::string k = kind;
       std::optional<Node> fused = k == "LayerNormalization" ? match_layer_norm(graph, chains, node, used)
                                   : k == "Gelu"             ? match_gelu(chains, node, used)
-                                                            : match_hard_swish(chains, node, used);
+                                  : k == "HardSwish"
+                                      ? match_self_gate(chains, node, "HardSigmoid", kind, used)
+                                      : match_self_gate(chains, node, "Sigmoid", kind, used);
       if (!fused) continue;
       const bool free = std::none_of(used.begin(), used.end(), [&](const Node* u) {
         return drop[static_cast<size_t>(u - graph.nodes().data())];

@@ -1,5 +1,5 @@
 // Element-wise functions beyond the rectifier family: the activations of recent architectures
-// (HardSigmoid, HardSwish, Gelu, Softplus, Selu, PRelu) and the functions exporters spell LayerNorm,
+// (HardSigmoid, HardSwish, Gelu, SiLU, Softplus, Selu, PRelu) and the functions exporters spell LayerNorm,
 // GELU and friends with (Erf, Exp, Log, Neg, Abs, Sqrt, Reciprocal, Sin, Cos, Pow).
 
 #include <algorithm>
@@ -30,7 +30,8 @@ enum class Function {
   sqrt,
   reciprocal,
   sin,
-  cos
+  cos,
+  silu
 };
 
 // √(2/π) and the cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel 2016).
@@ -53,6 +54,7 @@ class ActivationOp : public Op {
                                                            {"Sqrt", Function::sqrt},
                                                            {"Reciprocal", Function::reciprocal},
                                                            {"Sin", Function::sin},
+                                                           {"SiLU", Function::silu},
                                                            {"Cos", Function::cos}};
     function_ = functions.at(type_);
     if (function_ == Function::hard_sigmoid) {
@@ -127,6 +129,8 @@ class ActivationOp : public Op {
         return {map_unary(x, [](float v) { return std::sin(v); })};
       case Function::cos:
         return {map_unary(x, [](float v) { return std::cos(v); })};
+      case Function::silu:
+        return {map_unary(x, [](float v) { return v / (1.0f + std::exp(-v)); })};
     }
     throw Error(where_ + ": unknown function");
   }
@@ -185,6 +189,12 @@ class ActivationOp : public Op {
         return {zip(gy, x, [](float d, float v) { return d * std::cos(v); })};
       case Function::cos:
         return {zip(gy, x, [](float d, float v) { return -d * std::sin(v); })};
+      case Function::silu:
+        // σ(x)·(1 + x·(1 − σ(x))).
+        return {zip(gy, x, [](float d, float v) {
+          const float s = 1.0f / (1.0f + std::exp(-v));
+          return d * s * (1.0f + v * (1.0f - s));
+        })};
     }
     throw Error(where_ + ": unknown function");
   }

@@ -41,6 +41,7 @@ const std::map<std::string, Factory>& factories() {
       {"Sqrt", ops::make_activation},
       {"Reciprocal", ops::make_activation},
       {"Sin", ops::make_activation},
+      {"SiLU", ops::make_activation},
       {"Cos", ops::make_activation},
       {"PRelu", ops::make_prelu},
       {"Pow", ops::make_pow},

@@ -76,6 +76,7 @@ const std::map<std::string, OpRole>& expected_roles() {
       {"Resize", OpRole::data_movement},
       {"Selu", OpRole::monotone_activation},
       {"Shape", OpRole::shape_only},
+      {"SiLU", OpRole::nonmonotone_activation},
       {"Sigmoid", OpRole::monotone_activation},
       {"Sin", OpRole::nonmonotone_activation},
       {"Slice", OpRole::data_movement},

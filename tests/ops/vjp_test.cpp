@@ -239,7 +239,7 @@ std::vector<VjpCase> cases() {
     for (const char* f : {"HardSigmoid", "HardSwish", "Abs"})
       v.push_back({f, op_spec(f, 1, 14), {{grid}}, 1e-3});
   }
-  for (const char* f : {"Erf", "Gelu", "Softplus", "Selu", "Exp", "Neg", "Sin", "Cos"})
+  for (const char* f : {"Erf", "Gelu", "SiLU", "Softplus", "Selu", "Exp", "Neg", "Sin", "Cos"})
     v.push_back({f, op_spec(f, 1), {{r({3, 7}, 0.1f)}}, 1e-3});
   {
     OpSpec s = op_spec("Gelu", 1);
