@@ -32,8 +32,8 @@ struct EvaluateOptions {
   InputOptions input;
 };
 
-const std::vector<std::string> kMetrics{"region_perturbation", "completeness", "sparseness",
-                                        "input_invariance", "randomization"};
+const std::vector<std::string> kMetrics{"region_perturbation", "completeness",  "sparseness",
+                                        "input_invariance",    "randomization", "continuity"};
 
 // What is evaluated: each method's explanations of every input, or the arrays of one file.
 struct Evaluated {
@@ -378,6 +378,33 @@ void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, 
   }
 }
 
+// MSM §7.1: the largest ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small translations of each input.
+void evaluate_continuity(const EvaluateOptions& o, const MethodSpec& metric, const Model& model,
+                         const std::vector<Tensor>& samples, const std::vector<int64_t>& targets,
+                         const Evaluated& e, nlohmann::json& j) {
+  if (e.specs.empty())
+    throw Error("metric continuity explains translated inputs: give methods (-m), not --explanations");
+  ContinuityOptions p = continuity_options(metric);
+  p.max_batch = o.input.batch;
+  std::cout << "continuity: ||R(x) - R(x')||_1 / ||x - x'||_2 over translations by 1.." << p.max_shift
+            << (p.noise > 0.0 ? " with noise" : "") << "\n";
+  const int w = static_cast<int>(name_width(e));
+  std::cout << "  " << std::left << std::setw(w) << "method" << std::right << std::setw(14) << "max"
+            << std::setw(14) << "mean of max"
+            << "\n";
+  j["continuity"]["max_shift"] = p.max_shift;
+  j["continuity"]["noise"] = p.noise;
+  for (size_t m = 0; m < e.specs.size(); ++m) {
+    const Continuity c = continuity(model, *e.analyzers[m], samples, targets, p);
+    double mean = 0.0;
+    for (double v : c.max_ratio) mean += v / static_cast<double>(c.max_ratio.size());
+    std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(14)
+              << fixed(c.max) << std::setw(14) << fixed(mean) << "\n";
+    j["continuity"]["methods"][e.names[m]] = {
+        {"ratios", c.ratios}, {"max_ratio", c.max_ratio}, {"mean_curve", c.mean_curve}, {"max", c.max}};
+  }
+}
+
 void run_evaluate(const EvaluateOptions& o) {
   if (o.methods.empty() == o.explanations.empty())
     throw Error(
@@ -387,9 +414,10 @@ void run_evaluate(const EvaluateOptions& o) {
     const MethodSpec spec = MethodSpec::parse(text);
     if (std::find(kMetrics.begin(), kMetrics.end(), spec.name) == kMetrics.end()) {
       const std::string near = closest_match(spec.name, kMetrics);
-      throw Error(
-          "unknown metric '" + spec.name + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
-          "; metrics: region_perturbation, completeness, sparseness, input_invariance, randomization");
+      throw Error("unknown metric '" + spec.name + "'" +
+                  (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+                  "; metrics: region_perturbation, completeness, sparseness, input_invariance, "
+                  "randomization, continuity");
     }
     for (const MethodSpec& m : metrics) {
       if (m.name == spec.name) throw Error("--metric " + spec.name + " is given more than once");
@@ -408,6 +436,7 @@ void run_evaluate(const EvaluateOptions& o) {
     }
     if (m.name == "input_invariance") invariance_parameters(m);
     if (m.name == "randomization") randomization_seed(m);
+    if (m.name == "continuity") continuity_options(m);
     if (m.name == "sparseness" && !m.params.empty())
       throw Error("metric 'sparseness' has no parameter '" + m.params.begin()->first + "'");
   }
@@ -503,6 +532,7 @@ void run_evaluate(const EvaluateOptions& o) {
       evaluate_input_invariance(o, metric, model, loaded, samples, targets, e, j);
     if (metric.name == "randomization")
       evaluate_randomization(o, metric, model, loaded, samples, targets, e, j);
+    if (metric.name == "continuity") evaluate_continuity(o, metric, model, samples, targets, e, j);
     if (metric.name == "sparseness") {
       std::cout << "sparseness of |R|: Gini index (1: one element holds all) and entropy (nats)\n";
       const int w = static_cast<int>(name_width(e));
@@ -527,9 +557,9 @@ void run_evaluate(const EvaluateOptions& o) {
 
 void add_evaluate_command(CLI::App& app) {
   auto options = std::make_shared<EvaluateOptions>();
-  CLI::App* cmd = app.add_subcommand(
-      "evaluate",
-      "Measure explanations: region perturbation, completeness, sparseness, input invariance, randomization");
+  CLI::App* cmd = app.add_subcommand("evaluate",
+                                     "Measure explanations: region perturbation, completeness, sparseness, "
+                                     "input invariance, randomization, continuity");
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();

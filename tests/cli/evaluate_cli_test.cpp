@@ -29,8 +29,9 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
   const CliRun r =
       sieve_cli("evaluate " + kCnn + kFour + "-m gradient -m input_x_gradient " +
                 "--metric region_perturbation:size=4,steps=10,order=morf+lerf --metric completeness " +
-                "--metric sparseness --metric input_invariance --metric randomization --json " + json +
-                " --csv " + csv + " --svg " + svg);
+                "--metric sparseness --metric input_invariance --metric randomization --metric "
+                "continuity:max_shift=2 --json " +
+                json + " --csv " + csv + " --svg " + svg);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("region perturbation: 49 tiles of 4, 10 steps"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(random)"), std::string::npos) << r.out;
@@ -74,6 +75,7 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
   ASSERT_EQ(layers.size(), 5u);
   EXPECT_EQ(layers[0]["layer"], "/11/Gemm");
   EXPECT_EQ(layers[4]["spearman"].size(), 4u);
+  EXPECT_EQ(j["continuity"]["methods"]["gradient"]["ratios"][3].size(), 2u);
   // Step 0 is the unperturbed input: the same value in every curve of a sample.
   EXPECT_EQ(rp["random"]["curves"][2][0], rp["methods"]["gradient"]["morf"]["curves"][2][0]);
   const std::string text = read_bytes(csv);
