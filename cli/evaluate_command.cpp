@@ -1,5 +1,6 @@
-// sieve evaluate: measures of explanations (region perturbation, completeness, sparseness) as a table,
-// JSON with every number, CSV of the degradation curves and an SVG plot of them (PatternNet Fig. 4).
+// sieve evaluate: measures of explanations (region perturbation, completeness, sparseness, input
+// invariance, randomisation, continuity) as a table, JSON with every number, CSV of the degradation
+// curves and an SVG plot of them (PatternNet Fig. 4).
 
 #include <unistd.h>
 
@@ -138,73 +139,19 @@ void write_csv(const std::string& path, const RegionPerturbationResult& r, const
 // dashed.
 std::string degradation_svg(const RegionPerturbationResult& r, const RegionPerturbationOptions& p,
                             const Evaluated& e) {
-  static const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                 "#8c564b", "#e377c2", "#bcbd22", "#17becf"};
-  std::vector<std::pair<std::string, const DegradationCurves*>> lines;
+  LinePlot plot;
+  plot.x_title = "tiles of " + std::to_string(p.size) + "×" + std::to_string(p.size) + " replaced";
+  plot.y_title = std::string("mean ") + (p.measure == PerturbationMeasure::softmax ? "softmax" : "logit") +
+                 " of the tracked class";
+  for (int64_t step = 0; step <= p.steps; ++step) plot.x_labels.push_back(std::to_string(step));
+  if (p.measure == PerturbationMeasure::softmax) plot.y_range = {0.0, 1.0};
   for (size_t m = 0; m < r.methods.size(); ++m) {
     for (const DegradationCurves& d : r.methods[m].orders)
-      lines.emplace_back(e.names[m] + (p.orders.size() > 1 ? " (" + to_string(d.order) + ")" : ""), &d);
+      plot.series.push_back(
+          {e.names[m] + (p.orders.size() > 1 ? " (" + to_string(d.order) + ")" : ""), d.mean_curve, false});
   }
-  lines.emplace_back("random", &r.random);
-  double low = 0.0, high = 0.0;
-  bool first = true;
-  for (const auto& [name, d] : lines) {
-    for (double v : d->mean_curve) {
-      low = first ? v : std::min(low, v);
-      high = first ? v : std::max(high, v);
-      first = false;
-    }
-  }
-  if (p.measure == PerturbationMeasure::softmax) low = std::min(low, 0.0), high = std::max(high, 1.0);
-  if (high <= low) high = low + 1.0;
-  const double left = 70, top = 30, plot_w = 520, plot_h = 320, legend_w = 240;
-  const double width = left + plot_w + 20 + legend_w, height = top + plot_h + 50;
-  auto px = [&](double step) { return left + step / static_cast<double>(p.steps) * plot_w; };
-  auto py = [&](double v) { return top + (high - v) / (high - low) * plot_h; };
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1);
-  s << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-    << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-    << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
-    << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  for (int t = 0; t <= 5; ++t) {
-    const double v = low + (high - low) * t / 5.0, y = py(v);
-    s << "<line x1=\"" << left << "\" y1=\"" << y << "\" x2=\"" << left + plot_w << "\" y2=\"" << y
-      << "\" stroke=\"#dddddd\"/>\n<text x=\"" << left - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">"
-      << std::setprecision(3) << v << std::setprecision(1) << "</text>\n";
-  }
-  for (int t = 0; t <= 5; ++t) {
-    const double step = static_cast<double>(p.steps) * t / 5.0, x = px(step);
-    s << "<text x=\"" << x << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">"
-      << std::setprecision(0) << step << std::setprecision(1) << "</text>\n";
-  }
-  s << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << plot_w << "\" height=\"" << plot_h
-    << "\" fill=\"none\" stroke=\"black\"/>\n"
-    << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << height - 8
-    << "\" text-anchor=\"middle\" font-size=\"12\">tiles of " << p.size << "×" << p.size
-    << " replaced</text>\n"
-    << "<text x=\"18\" y=\"" << top + plot_h / 2
-    << "\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 18 " << top + plot_h / 2
-    << ")\">mean " << (p.measure == PerturbationMeasure::softmax ? "softmax" : "logit")
-    << " of the tracked class</text>\n";
-  for (size_t k = 0; k < lines.size(); ++k) {
-    const bool random = k + 1 == lines.size();
-    const char* color = random ? "#7f7f7f" : colors[k % 9];
-    const DegradationCurves& d = *lines[k].second;
-    s << "<polyline data-series=\"" << xml_escape(lines[k].first) << "\" fill=\"none\" stroke=\"" << color
-      << "\" stroke-width=\"2\"" << (random ? " stroke-dasharray=\"6 4\"" : "") << " points=\"";
-    for (size_t step = 0; step < d.mean_curve.size(); ++step)
-      s << (step == 0 ? "" : " ") << px(static_cast<double>(step)) << "," << py(d.mean_curve[step]);
-    s << "\"/>\n";
-    const double ly = top + 10 + 18 * static_cast<double>(k), lx = left + plot_w + 20;
-    s << "<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 22 << "\" y2=\"" << ly
-      << "\" stroke=\"" << color << "\" stroke-width=\"2\"" << (random ? " stroke-dasharray=\"6 4\"" : "")
-      << "/>\n"
-      << marker(k, lx + 11, ly, color) << "<text x=\"" << lx + 28 << "\" y=\"" << ly + 4 << "\">"
-      << xml_escape(lines[k].first) << "</text>\n";
-  }
-  s << "</svg>\n";
-  return s.str();
+  plot.series.push_back({"random", r.random.mean_curve, true});
+  return line_plot_svg(plot);
 }
 
 nlohmann::json perturbation_parameters(const RegionPerturbationOptions& p) {
@@ -322,6 +269,12 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
   if (!context.patterns_file.empty()) fs::remove(twin_patterns);
 }
 
+// The randomisation plot goes beside the --svg file: OUT.svg → OUT_randomization.svg.
+std::string randomization_svg_path(const std::string& svg) {
+  const fs::path p(svg);
+  return (p.parent_path() / (p.stem().string() + "_randomization" + p.extension().string())).string();
+}
+
 uint64_t randomization_seed(const MethodSpec& m) {
   for (const auto& [key, value] : m.params) {
     if (key != "seed") throw Error("metric 'randomization' has no parameter '" + key + "'");
@@ -346,6 +299,10 @@ void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, 
   std::cout << "randomization (cascading from the output, seed " << seed
             << "): Spearman of |R| and of R, SSIM of |R|, means over the inputs\n";
   j["randomization"]["seed"] = seed;
+  LinePlot plot;
+  plot.x_title = "layers randomised, from the output down to";
+  plot.y_title = "Spearman rank correlation of |R| (mean over inputs)";
+  plot.y_range = {-1.0, 1.0};
   for (size_t m = 0; m < e.specs.size(); ++m) {
     Model copy = Model::load(o.model);
     std::cout << "  " << e.names[m] << "\n    " << std::left << std::setw(28) << "randomised down to"
@@ -370,12 +327,20 @@ void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, 
                         {"mean_ssim", l.mean_ssim}});
       }
       j["randomization"]["methods"][e.names[m]] = {{"layers", list}};
+      std::vector<double> curve{1.0};  // the unchanged model's explanation against itself
+      for (const LayerRandomization& l : layers) curve.push_back(l.mean_spearman_abs);
+      if (plot.x_labels.empty()) {
+        plot.x_labels.push_back("none");
+        for (const LayerRandomization& l : layers) plot.x_labels.push_back(l.layer);
+      }
+      plot.series.push_back({e.names[m], curve, false});
     } catch (const Error& error) {
       // Pattern methods have patterns of the trained model only: reported, not fatal.
       std::cout << "    not run: " << error.what() << "\n";
       j["randomization"]["methods"][e.names[m]] = {{"not_run", error.what()}};
     }
   }
+  if (!o.svg.empty() && !plot.series.empty()) write_text(randomization_svg_path(o.svg), line_plot_svg(plot));
 }
 
 // MSM §7.1: the largest ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small translations of each input.
@@ -578,7 +543,9 @@ void add_evaluate_command(CLI::App& app) {
                   "pattern.net / pattern.attribution: the fitted pattern file");
   cmd->add_option("--json", options->json, "Write every number as JSON");
   cmd->add_option("--csv", options->csv, "Write the region perturbation curves as CSV");
-  cmd->add_option("--svg", options->svg, "Write a plot of the mean degradation curves (SVG)");
+  cmd->add_option(
+      "--svg", options->svg,
+      "Write a plot of the mean degradation curves (SVG); randomisation curves go to OUT_randomization.svg");
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_evaluate(*options); });
 }

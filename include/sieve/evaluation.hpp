@@ -1,8 +1,10 @@
 #pragma once
 
 // Measures of explanations: region perturbation (PatternNet §5, Samek et al. 2017), completeness,
-// sparseness and input invariance (book ch. 14). Every measure takes explanations computed by any
-// analyzer or read from a file, one per sample and shaped like it.
+// sparseness, input invariance (book ch. 14), continuity (MSM §7.1) and model-parameter randomisation
+// (Adebayo et al. 2018). Region perturbation, completeness and sparseness take explanations computed by
+// any analyzer or read from a file, one per sample and shaped like it; the others run the analyzers on
+// changed inputs or models.
 
 #include <algorithm>
 #include <cstdint>

@@ -88,6 +88,13 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
     ++lines;
   EXPECT_EQ(lines, 5u);
   EXPECT_NE(plot.find("stroke-dasharray"), std::string::npos);  // the random baseline
+  // The randomisation curves beside it: one line per method over "none" and the five layers.
+  const std::string curves = read_bytes(temp("evaluate_randomization.svg"));
+  size_t methods = 0;
+  for (size_t at = curves.find("<polyline"); at != std::string::npos; at = curves.find("<polyline", at + 1))
+    ++methods;
+  EXPECT_EQ(methods, 2u);
+  EXPECT_NE(curves.find(">/0/Conv</text>"), std::string::npos);
 }
 
 TEST(CliEvaluate, ScoresExplanationsFromAFile) {
