@@ -1,5 +1,6 @@
-// sieve evaluate: measures of explanations (region perturbation, completeness, sparseness) as a table,
-// JSON with every number, CSV of the degradation curves and an SVG plot of them (PatternNet Fig. 4).
+// sieve evaluate: measures of explanations (region perturbation, completeness, sparseness, input
+// invariance, randomisation, continuity) as a table, JSON with every number, CSV of the degradation
+// curves and an SVG plot of them (PatternNet Fig. 4).
 
 #include <unistd.h>
 
@@ -34,8 +35,8 @@ struct EvaluateOptions {
   InputOptions input;
 };
 
-const std::vector<std::string> kMetrics{"region_perturbation", "completeness", "sparseness",
-                                        "input_invariance", "randomization"};
+const std::vector<std::string> kMetrics{"region_perturbation", "completeness",  "sparseness",
+                                        "input_invariance",    "randomization", "continuity"};
 
 // What is evaluated: each method's explanations of every input, or the arrays of one file.
 struct Evaluated {
@@ -283,6 +284,12 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
   if (!context.patterns_file.empty()) fs::remove(twin_patterns);
 }
 
+// The randomisation plot goes beside the --svg file: OUT.svg → OUT_randomization.svg.
+std::string randomization_svg_path(const std::string& svg) {
+  const fs::path p(svg);
+  return (p.parent_path() / (p.stem().string() + "_randomization" + p.extension().string())).string();
+}
+
 uint64_t randomization_seed(const MethodSpec& m) {
   for (const auto& [key, value] : m.params) {
     if (key != "seed") throw Error("metric 'randomization' has no parameter '" + key + "'");
@@ -307,6 +314,12 @@ void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, 
   std::cout << "randomization (cascading from the output, seed " << seed
             << "): Spearman of |R| and of R, SSIM of |R|, means over the inputs\n";
   j["randomization"]["seed"] = seed;
+  LineChart chart{"layers randomised, from the output down to",
+                  "Spearman rank correlation of |R| (mean over inputs)",
+                  -1.0,
+                  1.0,
+                  {ChartPanel{}}};
+  ChartPanel& panel = chart.panels.front();
   for (size_t m = 0; m < e.specs.size(); ++m) {
     Model copy = Model::load(o.model);
     std::cout << "  " << e.names[m] << "\n    " << std::left << std::setw(28) << "randomised down to"
@@ -331,11 +344,47 @@ void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, 
                         {"mean_ssim", l.mean_ssim}});
       }
       j["randomization"]["methods"][e.names[m]] = {{"layers", list}};
+      std::vector<double> curve{1.0};  // the unchanged model's explanation against itself
+      for (const LayerRandomization& l : layers) curve.push_back(l.mean_spearman_abs);
+      if (panel.x_labels.empty()) {
+        panel.x_labels.push_back("none");
+        for (const LayerRandomization& l : layers) panel.x_labels.push_back(l.layer);
+      }
+      panel.series.push_back({e.names[m], curve, false});
     } catch (const Error& error) {
       // Pattern methods have patterns of the trained model only: reported, not fatal.
       std::cout << "    not run: " << error.what() << "\n";
       j["randomization"]["methods"][e.names[m]] = {{"not_run", error.what()}};
     }
+  }
+  if (!o.svg.empty() && !panel.series.empty())
+    write_text(randomization_svg_path(o.svg), line_chart_svg(chart));
+}
+
+// MSM §7.1: the largest ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small translations of each input.
+void evaluate_continuity(const EvaluateOptions& o, const MethodSpec& metric, const Model& model,
+                         const std::vector<Tensor>& samples, const std::vector<int64_t>& targets,
+                         const Evaluated& e, nlohmann::json& j) {
+  if (e.specs.empty())
+    throw Error("metric continuity explains translated inputs: give methods (-m), not --explanations");
+  ContinuityOptions p = continuity_options(metric);
+  p.max_batch = o.input.batch;
+  std::cout << "continuity: ||R(x) - R(x')||_1 / ||x - x'||_2 over translations by 1.." << p.max_shift
+            << (p.noise > 0.0 ? " with noise" : "") << "\n";
+  const int w = static_cast<int>(name_width(e));
+  std::cout << "  " << std::left << std::setw(w) << "method" << std::right << std::setw(14) << "max"
+            << std::setw(14) << "mean of max"
+            << "\n";
+  j["continuity"]["max_shift"] = p.max_shift;
+  j["continuity"]["noise"] = p.noise;
+  for (size_t m = 0; m < e.specs.size(); ++m) {
+    const Continuity c = continuity(model, *e.analyzers[m], samples, targets, p);
+    double mean = 0.0;
+    for (double v : c.max_ratio) mean += v / static_cast<double>(c.max_ratio.size());
+    std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(14)
+              << fixed(c.max) << std::setw(14) << fixed(mean) << "\n";
+    j["continuity"]["methods"][e.names[m]] = {
+        {"ratios", c.ratios}, {"max_ratio", c.max_ratio}, {"mean_curve", c.mean_curve}, {"max", c.max}};
   }
 }
 
@@ -348,9 +397,10 @@ void run_evaluate(const EvaluateOptions& o) {
     const MethodSpec spec = MethodSpec::parse(text);
     if (std::find(kMetrics.begin(), kMetrics.end(), spec.name) == kMetrics.end()) {
       const std::string near = closest_match(spec.name, kMetrics);
-      throw Error(
-          "unknown metric '" + spec.name + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
-          "; metrics: region_perturbation, completeness, sparseness, input_invariance, randomization");
+      throw Error("unknown metric '" + spec.name + "'" +
+                  (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+                  "; metrics: region_perturbation, completeness, sparseness, input_invariance, "
+                  "randomization, continuity");
     }
     for (const MethodSpec& m : metrics) {
       if (m.name == spec.name) throw Error("--metric " + spec.name + " is given more than once");
@@ -369,6 +419,7 @@ void run_evaluate(const EvaluateOptions& o) {
     }
     if (m.name == "input_invariance") invariance_parameters(m);
     if (m.name == "randomization") randomization_seed(m);
+    if (m.name == "continuity") continuity_options(m);
     if (m.name == "sparseness" && !m.params.empty())
       throw Error("metric 'sparseness' has no parameter '" + m.params.begin()->first + "'");
   }
@@ -464,6 +515,7 @@ void run_evaluate(const EvaluateOptions& o) {
       evaluate_input_invariance(o, metric, model, loaded, samples, targets, e, j);
     if (metric.name == "randomization")
       evaluate_randomization(o, metric, model, loaded, samples, targets, e, j);
+    if (metric.name == "continuity") evaluate_continuity(o, metric, model, samples, targets, e, j);
     if (metric.name == "sparseness") {
       std::cout << "sparseness of |R|: Gini index (1: one element holds all) and entropy (nats)\n";
       const int w = static_cast<int>(name_width(e));
@@ -488,9 +540,9 @@ void run_evaluate(const EvaluateOptions& o) {
 
 void add_evaluate_command(CLI::App& app) {
   auto options = std::make_shared<EvaluateOptions>();
-  CLI::App* cmd = app.add_subcommand(
-      "evaluate",
-      "Measure explanations: region perturbation, completeness, sparseness, input invariance, randomization");
+  CLI::App* cmd = app.add_subcommand("evaluate",
+                                     "Measure explanations: region perturbation, completeness, sparseness, "
+                                     "input invariance, randomization, continuity");
   cmd->add_option("model", options->model, "ONNX model file")->required();
   cmd->add_option("inputs", options->inputs, "Inputs: .npy, PNG/JPEG, IDX files or directories of images")
       ->required();
@@ -509,7 +561,9 @@ void add_evaluate_command(CLI::App& app) {
                   "pattern.net / pattern.attribution: the fitted pattern file");
   cmd->add_option("--json", options->json, "Write every number as JSON");
   cmd->add_option("--csv", options->csv, "Write the region perturbation curves as CSV");
-  cmd->add_option("--svg", options->svg, "Write a plot of the mean degradation curves (SVG)");
+  cmd->add_option(
+      "--svg", options->svg,
+      "Write a plot of the mean degradation curves (SVG); randomisation curves go to OUT_randomization.svg");
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_evaluate(*options); });
 }

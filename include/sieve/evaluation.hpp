@@ -1,8 +1,10 @@
 #pragma once
 
 // Measures of explanations: region perturbation (PatternNet §5, Samek et al. 2017), completeness,
-// sparseness and input invariance (book ch. 14). Every measure takes explanations computed by any
-// analyzer or read from a file, one per sample and shaped like it.
+// sparseness, input invariance (book ch. 14), continuity (MSM §7.1) and model-parameter randomisation
+// (Adebayo et al. 2018). Region perturbation, completeness and sparseness take explanations computed by
+// any analyzer or read from a file, one per sample and shaped like it; the others run the analyzers on
+// changed inputs or models.
 
 #include <algorithm>
 #include <cstdint>
@@ -179,6 +181,28 @@ InputInvariance input_invariance(const Model& model, const Analyzer& analyzer, c
                                  double tolerance, int64_t max_batch = 64);
 // `sample` + shift, one value or one per channel (axis 1).
 Tensor shifted(const Tensor& sample, const std::vector<float>& shift);
+
+// ---- Continuity (MSM §7.1) ------------------------------------------------------------------------
+
+struct ContinuityOptions {
+  int64_t max_shift = 4;  // translations by 1..max_shift pixels along the last axis
+  double noise = 0.0;     // and, if > 0, additive Gaussian noise of σ = noise · (max − min of the input)
+  uint64_t seed = 0;
+  int64_t max_batch = 64;
+};
+struct Continuity {
+  // Per sample, for the translations by 1..max_shift: ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂.
+  std::vector<std::vector<double>> ratios;
+  std::vector<double> max_ratio;  // per sample
+  std::vector<double> mean_curve;
+  double max = 0.0;  // over samples and translations
+};
+// "continuity[:max_shift=4,noise=0,seed=0]"; throws for an unknown or malformed parameter.
+ContinuityOptions continuity_options(const MethodSpec& spec);
+// x′ is x moved right by t elements along its last axis, the vacated columns repeating the first column
+// (the background stays), plus the noise; each explained by `analyzer` for the sample's target.
+Continuity continuity(const Model& model, const Analyzer& analyzer, const std::vector<Tensor>& samples,
+                      const std::vector<int64_t>& targets, const ContinuityOptions& options);
 
 // ---- Model-parameter randomisation (Adebayo et al. 2018) -----------------------------------------
 

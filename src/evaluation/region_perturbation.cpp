@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -12,8 +13,6 @@
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/evaluation.hpp"
-#include "sieve/io/npy.hpp"
-#include "sieve/parse.hpp"
 
 namespace sieve {
 

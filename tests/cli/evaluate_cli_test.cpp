@@ -29,8 +29,9 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
   const CliRun r =
       sieve_cli("evaluate " + kCnn + kFour + "-m gradient -m input_x_gradient " +
                 "--metric region_perturbation:size=4,steps=10,order=morf+lerf --metric completeness " +
-                "--metric sparseness --metric input_invariance --metric randomization --json " + json +
-                " --csv " + csv + " --svg " + svg);
+                "--metric sparseness --metric input_invariance --metric randomization --metric "
+                "continuity:max_shift=2 --json " +
+                json + " --csv " + csv + " --svg " + svg);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("region perturbation: 49 tiles of 4, 10 steps"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(random)"), std::string::npos) << r.out;
@@ -74,6 +75,7 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
   ASSERT_EQ(layers.size(), 5u);
   EXPECT_EQ(layers[0]["layer"], "/11/Gemm");
   EXPECT_EQ(layers[4]["spearman"].size(), 4u);
+  EXPECT_EQ(j["continuity"]["methods"]["gradient"]["ratios"][3].size(), 2u);
   // Step 0 is the unperturbed input: the same value in every curve of a sample.
   EXPECT_EQ(rp["random"]["curves"][2][0], rp["methods"]["gradient"]["morf"]["curves"][2][0]);
   const std::string text = read_bytes(csv);
@@ -86,6 +88,13 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
     ++lines;
   EXPECT_EQ(lines, 5u);
   EXPECT_NE(plot.find("stroke-dasharray"), std::string::npos);  // the random baseline
+  // The randomisation curves beside it: one line per method over "none" and the five layers.
+  const std::string curves = read_bytes(temp("evaluate_randomization.svg"));
+  size_t methods = 0;
+  for (size_t at = curves.find("<polyline"); at != std::string::npos; at = curves.find("<polyline", at + 1))
+    ++methods;
+  EXPECT_EQ(methods, 2u);
+  EXPECT_NE(curves.find(">/0/Conv</text>"), std::string::npos);
 }
 
 TEST(CliEvaluate, ScoresExplanationsFromAFile) {

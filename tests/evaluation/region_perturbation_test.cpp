@@ -352,6 +352,42 @@ TEST(Randomization, ComparesWithTheGradientOfTheRandomisedLayer) {
   EXPECT_EQ(model.graph().value(model.graph().nodes().back().inputs[1]).constant[64], c.weights[64]);
 }
 
+TEST(Continuity, RatiosOfALinearModelAgainstTheirFormula) {
+  // Gradient of a linear model: w whatever the input, ratio 0. Gradient × input: ‖w ⊙ (x − x′)‖₁ / ‖x − x′‖₂.
+  const LinearCase c = linear_case(8);
+  const Model model = linear_model(8, 8, c.weights, c.bias);
+  ContinuityOptions o;
+  o.max_shift = 3;
+  const std::unique_ptr<Analyzer> gradient = create_analyzer(MethodSpec::parse("gradient"));
+  const std::unique_ptr<Analyzer> gi = create_analyzer(MethodSpec::parse("input_x_gradient"));
+  gradient->prepare(model);
+  gi->prepare(model);
+  const Continuity flat = continuity(model, *gradient, {c.x}, {0}, o);
+  EXPECT_EQ(flat.max, 0.0);
+  const Continuity moving = continuity(model, *gi, {c.x}, {0}, o);
+  ASSERT_EQ(moving.ratios.at(0).size(), 3u);
+  for (int64_t t = 1; t <= 3; ++t) {
+    double r = 0.0, x = 0.0, magnitude = 0.0;
+    for (int64_t row = 0; row < 8; ++row) {
+      for (int64_t col = 0; col < 8; ++col) {
+        const int64_t i = row * 8 + col;
+        const double w = c.weights[static_cast<size_t>(i)],
+                     moved = c.x[row * 8 + std::max<int64_t>(0, col - t)];
+        const double d = static_cast<double>(c.x[i]) - moved;
+        r += std::abs(w * d);
+        x += d * d;
+        magnitude += std::abs(w * c.x[i]) + std::abs(w * moved);
+      }
+    }
+    // Each explanation entry is a float32 product w·x, rounded once: the ‖·‖₁ of the difference is off by
+    // at most u·Σ(|w·x| + |w·x′|).
+    EXPECT_NEAR(moving.ratios[0][static_cast<size_t>(t - 1)], r / std::sqrt(x),
+                kFloat32UnitRoundoff * magnitude / std::sqrt(x) + 1e-12)
+        << t;
+  }
+  EXPECT_THROW(continuity(model, *gi, {c.x}, {0}, ContinuityOptions{8, 0.0, 0, 64}), Error);
+}
+
 TEST(RegionPerturbation, BadInputGetsOneClearMessage) {
   const LinearCase c = linear_case(1);
   const Model model = linear_model(8, 8, c.weights, c.bias);
