@@ -388,10 +388,8 @@ void evaluate_continuity(const EvaluateOptions& o, const MethodSpec& metric, con
   }
 }
 
-void run_evaluate(const EvaluateOptions& o) {
-  if (o.methods.empty() == o.explanations.empty())
-    throw Error(
-        "give the explanations to evaluate: methods (-m NAME, repeatable) or --explanations FILE.npy");
+// The metrics asked for, each name once and every parameter checked before any work.
+std::vector<MethodSpec> parse_metrics(const EvaluateOptions& o) {
   std::vector<MethodSpec> metrics;
   for (const std::string& text : o.metrics) {
     const MethodSpec spec = MethodSpec::parse(text);
@@ -407,10 +405,8 @@ void run_evaluate(const EvaluateOptions& o) {
     }
     metrics.push_back(spec);
   }
-  // Every metric's parameters are checked before any work.
-  std::optional<RegionPerturbationOptions> perturbation;
   for (const MethodSpec& m : metrics) {
-    if (m.name == "region_perturbation") perturbation = region_perturbation_options(m);
+    if (m.name == "region_perturbation") region_perturbation_options(m);
     if (m.name == "completeness") {
       for (const auto& [key, value] : m.params) {
         if (key != "baseline") throw Error("metric 'completeness' has no parameter '" + key + "'");
@@ -423,14 +419,17 @@ void run_evaluate(const EvaluateOptions& o) {
     if (m.name == "sparseness" && !m.params.empty())
       throw Error("metric 'sparseness' has no parameter '" + m.params.begin()->first + "'");
   }
-  const Model model = Model::load(o.model);
-  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
-  std::vector<Tensor> samples;
-  for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
-  const std::vector<std::string> class_names =
-      loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
-  const std::vector<int64_t> targets = tracked_targets(o, model, samples, class_names);
+  return metrics;
+}
 
+// The methods' analyzers (or the explanations of the file), and the explanations the metrics read.
+Evaluated prepare_explanations(const EvaluateOptions& o, const std::vector<MethodSpec>& metrics,
+                               const Model& model, const LoadedInputs& loaded,
+                               const std::vector<Tensor>& samples, const std::vector<int64_t>& targets) {
+  std::optional<RegionPerturbationOptions> perturbation;
+  for (const MethodSpec& m : metrics) {
+    if (m.name == "region_perturbation") perturbation = region_perturbation_options(m);
+  }
   Evaluated e;
   if (!o.explanations.empty()) {
     e.names.push_back(o.explanations);
@@ -455,83 +454,111 @@ void run_evaluate(const EvaluateOptions& o) {
     }
   }
 
+  return e;
+}
+
+void evaluate_region_perturbation(const EvaluateOptions& o, const MethodSpec& metric, const Model& model,
+                                  const LoadedInputs& loaded, const std::vector<Tensor>& samples,
+                                  const std::vector<int64_t>& targets, const Evaluated& e,
+                                  nlohmann::json& j) {
+  RegionPerturbationOptions p = region_perturbation_options(metric);
+  p.max_batch = o.input.batch;
+  if (p.fill == PerturbationFill::uniform) p.input_range = known_input_range(model, loaded, o.input);
+  if (p.recompute && e.analyzers.empty())
+    throw Error(
+        "metric region_perturbation:recompute=1 explains every step again: give methods (-m), not "
+        "--explanations");
+  std::vector<const Analyzer*> analyzers;
+  for (const std::unique_ptr<Analyzer>& a : e.analyzers) analyzers.push_back(a.get());
+  const RegionPerturbationResult r = p.recompute
+                                         ? region_perturbation(model, samples, analyzers, p, targets)
+                                         : region_perturbation(model, samples, e.explanations, p, targets);
+  print_region_perturbation(r, p, e);
+  nlohmann::json out{{"parameters", perturbation_parameters(p)}, {"tiles", r.tiles}};
+  for (size_t m = 0; m < r.methods.size(); ++m) {
+    nlohmann::json method;
+    for (const DegradationCurves& d : r.methods[m].orders) method[to_string(d.order)] = curves_json(d);
+    if (r.methods[m].abpc_mean) {
+      method["abpc"] = r.methods[m].abpc;
+      method["abpc_mean"] = *r.methods[m].abpc_mean;
+    }
+    out["methods"][e.names[m]] = method;
+  }
+  out["random"] = curves_json(r.random);
+  j["region_perturbation"] = out;
+  if (!o.csv.empty()) write_csv(o.csv, r, e, loaded.inputs);
+  if (!o.svg.empty()) write_text(o.svg, degradation_svg(r, p, e));
+}
+
+void evaluate_completeness(const EvaluateOptions& o, const MethodSpec& metric, const Model& model,
+                           const std::vector<Tensor>& samples, const std::vector<int64_t>& targets,
+                           const Evaluated& e, nlohmann::json& j) {
+  std::cout << "completeness: sum of R against the target's logit f(x) (or f(x) - f(baseline))\n";
+  const int w = static_cast<int>(name_width(e));
+  std::cout << "  " << std::left << std::setw(w) << "method" << std::right << std::setw(14) << "mean sum R"
+            << std::setw(14) << "mean ref" << std::setw(16) << "mean rel. err"
+            << "\n";
+  for (size_t m = 0; m < e.names.size(); ++m) {
+    const Completeness c = completeness(model, samples, e.explanations[m], targets,
+                                        completeness_baseline(metric, e, m), o.input.batch);
+    double sum = 0.0, ref = 0.0;
+    for (size_t i = 0; i < samples.size(); ++i) sum += c.relevance_sum[i], ref += c.reference[i];
+    const double n = static_cast<double>(samples.size());
+    std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(14)
+              << fixed(sum / n) << std::setw(14) << fixed(ref / n) << std::setw(16)
+              << fixed(c.mean_relative_error) << "\n";
+    j["completeness"][e.names[m]] = {
+        {"relevance_sum", c.relevance_sum},
+        {"reference", c.reference},
+        {"relative_error", numbers(c.relative_error)},
+        {"mean_relative_error", std::isnan(c.mean_relative_error) ? nlohmann::json(nullptr)
+                                                                  : nlohmann::json(c.mean_relative_error)}};
+  }
+}
+
+void evaluate_sparseness(const Evaluated& e, nlohmann::json& j) {
+  std::cout << "sparseness of |R|: Gini index (1: one element holds all) and entropy (nats)\n";
+  const int w = static_cast<int>(name_width(e));
+  std::cout << "  " << std::left << std::setw(w) << "method" << std::right << std::setw(12) << "Gini"
+            << std::setw(12) << "entropy"
+            << "\n";
+  for (size_t m = 0; m < e.names.size(); ++m) {
+    const Sparseness s = sparseness(e.explanations[m]);
+    std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(12)
+              << fixed(s.mean_gini) << std::setw(12) << fixed(s.mean_entropy) << "\n";
+    j["sparseness"][e.names[m]] = {{"gini", s.gini},
+                                   {"entropy", s.entropy},
+                                   {"mean_gini", s.mean_gini},
+                                   {"mean_entropy", s.mean_entropy}};
+  }
+}
+
+void run_evaluate(const EvaluateOptions& o) {
+  if (o.methods.empty() == o.explanations.empty())
+    throw Error(
+        "give the explanations to evaluate: methods (-m NAME, repeatable) or --explanations FILE.npy");
+  const std::vector<MethodSpec> metrics = parse_metrics(o);
+  const Model model = Model::load(o.model);
+  const LoadedInputs loaded = load_cli_inputs(o.model, model, o.inputs, o.input);
+  std::vector<Tensor> samples;
+  for (const NamedInput& in : loaded.inputs) samples.push_back(in.tensor);
+  const std::vector<std::string> class_names =
+      loaded.profile ? loaded.profile->class_names : std::vector<std::string>{};
+  const std::vector<int64_t> targets = tracked_targets(o, model, samples, class_names);
+  const Evaluated e = prepare_explanations(o, metrics, model, loaded, samples, targets);
+
   nlohmann::json j{{"model", o.model}, {"methods", e.names}, {"targets", targets}};
   for (const NamedInput& in : loaded.inputs) j["inputs"].push_back(in.name);
   for (const MethodSpec& metric : metrics) {
-    if (metric.name == "region_perturbation") {
-      RegionPerturbationOptions p = *perturbation;
-      p.max_batch = o.input.batch;
-      if (p.fill == PerturbationFill::uniform) p.input_range = known_input_range(model, loaded, o.input);
-      if (p.recompute && e.analyzers.empty())
-        throw Error(
-            "metric region_perturbation:recompute=1 explains every step again: give methods (-m), not "
-            "--explanations");
-      std::vector<const Analyzer*> analyzers;
-      for (const std::unique_ptr<Analyzer>& a : e.analyzers) analyzers.push_back(a.get());
-      const RegionPerturbationResult r =
-          p.recompute ? region_perturbation(model, samples, analyzers, p, targets)
-                      : region_perturbation(model, samples, e.explanations, p, targets);
-      print_region_perturbation(r, p, e);
-      nlohmann::json out{{"parameters", perturbation_parameters(p)}, {"tiles", r.tiles}};
-      for (size_t m = 0; m < r.methods.size(); ++m) {
-        nlohmann::json method;
-        for (const DegradationCurves& d : r.methods[m].orders) method[to_string(d.order)] = curves_json(d);
-        if (r.methods[m].abpc_mean) {
-          method["abpc"] = r.methods[m].abpc;
-          method["abpc_mean"] = *r.methods[m].abpc_mean;
-        }
-        out["methods"][e.names[m]] = method;
-      }
-      out["random"] = curves_json(r.random);
-      j["region_perturbation"] = out;
-      if (!o.csv.empty()) write_csv(o.csv, r, e, loaded.inputs);
-      if (!o.svg.empty()) write_text(o.svg, degradation_svg(r, p, e));
-    }
-    if (metric.name == "completeness") {
-      std::cout << "completeness: sum of R against the target's logit f(x) (or f(x) - f(baseline))\n";
-      const int w = static_cast<int>(name_width(e));
-      std::cout << "  " << std::left << std::setw(w) << "method" << std::right << std::setw(14)
-                << "mean sum R" << std::setw(14) << "mean ref" << std::setw(16) << "mean rel. err"
-                << "\n";
-      for (size_t m = 0; m < e.names.size(); ++m) {
-        const Completeness c = completeness(model, samples, e.explanations[m], targets,
-                                            completeness_baseline(metric, e, m), o.input.batch);
-        double sum = 0.0, ref = 0.0;
-        for (size_t i = 0; i < samples.size(); ++i) sum += c.relevance_sum[i], ref += c.reference[i];
-        const double n = static_cast<double>(samples.size());
-        std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(14)
-                  << fixed(sum / n) << std::setw(14) << fixed(ref / n) << std::setw(16)
-                  << fixed(c.mean_relative_error) << "\n";
-        j["completeness"][e.names[m]] = {
-            {"relevance_sum", c.relevance_sum},
-            {"reference", c.reference},
-            {"relative_error", numbers(c.relative_error)},
-            {"mean_relative_error", std::isnan(c.mean_relative_error)
-                                        ? nlohmann::json(nullptr)
-                                        : nlohmann::json(c.mean_relative_error)}};
-      }
-    }
+    if (metric.name == "region_perturbation")
+      evaluate_region_perturbation(o, metric, model, loaded, samples, targets, e, j);
+    if (metric.name == "completeness") evaluate_completeness(o, metric, model, samples, targets, e, j);
     if (metric.name == "input_invariance")
       evaluate_input_invariance(o, metric, model, loaded, samples, targets, e, j);
     if (metric.name == "randomization")
       evaluate_randomization(o, metric, model, loaded, samples, targets, e, j);
     if (metric.name == "continuity") evaluate_continuity(o, metric, model, samples, targets, e, j);
-    if (metric.name == "sparseness") {
-      std::cout << "sparseness of |R|: Gini index (1: one element holds all) and entropy (nats)\n";
-      const int w = static_cast<int>(name_width(e));
-      std::cout << "  " << std::left << std::setw(w) << "method" << std::right << std::setw(12) << "Gini"
-                << std::setw(12) << "entropy"
-                << "\n";
-      for (size_t m = 0; m < e.names.size(); ++m) {
-        const Sparseness s = sparseness(e.explanations[m]);
-        std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(12)
-                  << fixed(s.mean_gini) << std::setw(12) << fixed(s.mean_entropy) << "\n";
-        j["sparseness"][e.names[m]] = {{"gini", s.gini},
-                                       {"entropy", s.entropy},
-                                       {"mean_gini", s.mean_gini},
-                                       {"mean_entropy", s.mean_entropy}};
-      }
-    }
+    if (metric.name == "sparseness") evaluate_sparseness(e, j);
   }
   if (!o.json.empty()) write_text(o.json, j.dump(2) + "\n");
 }

@@ -45,119 +45,132 @@ struct Entry {
 // The relevance family: every method takes maxpool and logodds besides its own parameters.
 std::vector<Entry> relevance_methods();
 
+// The gradient family (METHODS.md §2.1–2.3).
+std::vector<Entry> gradient_methods() {
+  return {
+      {{"gradient",
+        "∂f_target/∂x (sensitivity)",
+        {{"postprocess", "none", "none, abs or square"}},
+        "graymap"},
+       without_context<analyzers::make_gradient>},
+      {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}, "heatmap"},
+       without_context<analyzers::make_input_x_gradient>},
+      {{"integrated_gradients",
+        "(x − x̄) ⊙ mean gradient on the straight path from x̄, midpoints (k+½)/m",
+        {{"steps", "32", "number of path points m"},
+         {"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"},
+         {"batch", "32", "path points per forward pass"}},
+        "heatmap"},
+       without_context<analyzers::make_integrated_gradients>},
+      {{"smoothgrad",
+        "mean gradient over noisy copies x + N(0, σ²), σ = noise_level · (max − min) of the sample",
+        {{"n", "32", "number of noisy copies"},
+         {"noise_level", "0.2", "σ relative to the sample's value range"},
+         {"seed", "0", "random seed"},
+         {"postprocess", "none", "none, abs or square (applied to the mean)"},
+         {"noise", "",
+          "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
+         {"batch", "32", "noisy copies per forward pass"}},
+        "graymap"},
+       without_context<analyzers::make_smoothgrad>},
+      {{"deconvnet", "gradient with ReLU backward = relu(gradient), forward gate ignored", {}, "projection"},
+       without_context<analyzers::make_deconvnet>},
+      {{"guided_backprop", "gradient with ReLU backward = relu(gradient) · 1[forward > 0]", {}, "projection"},
+       without_context<analyzers::make_guided_backprop>},
+  };
+}
+
+// Methods that run the model on altered copies of the input.
+std::vector<Entry> perturbation_methods() {
+  return {
+      {{"occlusion", "f(x) − f(x with a window filled), averaged over the windows covering each element",
+        with_fill({{"window", "8",
+                    "window size over the spatial axes (channels covered whole), or one per axis (1x6x6)"},
+                   {"stride", "",
+                    "window step (default: the window): one number for the spatial axes, or one per axis"}}),
+        "heatmap"},
+       batched<analyzers::make_occlusion>},
+      {{"ablation", "f(x) − f(x with the element's group filled), one group per integer of a feature mask",
+        with_fill(
+            {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"}}),
+        "heatmap"},
+       batched<analyzers::make_ablation>},
+      {{"lime",
+        "per-group coefficients of a weighted ridge fit of f on random on/off states of a feature mask's "
+        "groups, kernel sqrt(exp(−d²/w²)) of the cosine distance d to the all-on state",
+        with_fill(
+            {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"},
+             {"n", "1000", "number of on/off states (the first all on)"},
+             {"kernel_width", "0.25", "kernel width w"},
+             {"alpha", "1", "ridge penalty (the intercept is not penalized)"},
+             {"seed", "0", "random seed"}}),
+        "heatmap"},
+       batched<analyzers::make_lime>},
+      {{"rise",
+        "Σ_k f(x ⊙ M_k) · M_k / (n·p) over random binary cell masks, bilinearly upsampled and shifted",
+        with_fill({{"n", "2000", "number of masks"},
+                   {"cells", "7", "mask cells per spatial axis"},
+                   {"p", "0.5", "probability that a cell is kept"},
+                   {"seed", "0", "random seed"}}),
+        "heatmap"},
+       batched<analyzers::make_rise>},
+  };
+}
+
+// DeepLIFT and the class activation maps.
+std::vector<Entry> activation_map_methods() {
+  const MethodParameter layer{"layer", "",
+                              "node (or value) whose output is mapped; default: the last convolution's "
+                              "activation"};
+  return {
+      {{"deeplift",
+        "(x − x̄) ⊙ the gradient pass with each activation's derivative replaced by Δout/Δin against the "
+        "baseline (Rescale rule; max pooling routes to the arg-max)",
+        {{"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"}},
+        "heatmap"},
+       without_context<analyzers::make_deeplift>},
+      {{"grad_cam",
+        "relu(Σ_k α_k A_k) at a layer, α_k the mean gradient of channel k; bilinearly upsampled to the "
+        "input",
+        {layer, {"upsample", "1", "1: upsampled to the input size; 0: the layer-sized map"}},
+        "heatmap"},
+       without_context<analyzers::make_grad_cam>},
+      {{"cam",
+        "relu(Σ_k w_k A_k) at the layer a global average pooling reads, w_k the target's weight behind the "
+        "pooling (Σ over positions of ∂f/∂A_k); bilinearly upsampled to the input",
+        {{"layer", "", "node (or value) read by the global average pooling; default: the last one's input"},
+         {"upsample", "1", "1: upsampled to the input size; 0: the layer-sized map"}},
+        "heatmap"},
+       without_context<analyzers::make_cam>},
+      {{"guided_grad_cam", "guided backprop ⊙ the upsampled Grad-CAM map", {layer}, "projection"},
+       without_context<analyzers::make_guided_grad_cam>},
+  };
+}
+
+// PatternNet and PatternAttribution.
+std::vector<Entry> pattern_methods() {
+  std::vector<Entry> all;
+  for (const bool attribution : {false, true}) {
+    all.push_back(
+        {{attribution ? "pattern.attribution" : "pattern.net",
+          attribution
+              ? "the gradient pass with every layer's weights w replaced by w ⊙ a₊ (seed: the logit)"
+              : "the gradient pass with every layer's weights replaced by its pattern a₊ (seed: the logit)",
+          {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
+          attribution ? "heatmap" : "projection"},
+         [attribution](Params& p, const AnalyzerContext& context) {
+           return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
+         }});
+  }
+  return all;
+}
+
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries = [] {
-    std::vector<Entry> all{
-        {{"gradient",
-          "∂f_target/∂x (sensitivity)",
-          {{"postprocess", "none", "none, abs or square"}},
-          "graymap"},
-         without_context<analyzers::make_gradient>},
-        {{"input_x_gradient", "x ⊙ ∂f_target/∂x", {}, "heatmap"},
-         without_context<analyzers::make_input_x_gradient>},
-        {{"integrated_gradients",
-          "(x − x̄) ⊙ mean gradient on the straight path from x̄, midpoints (k+½)/m",
-          {{"steps", "32", "number of path points m"},
-           {"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"},
-           {"batch", "32", "path points per forward pass"}},
-          "heatmap"},
-         without_context<analyzers::make_integrated_gradients>},
-        {{"smoothgrad",
-          "mean gradient over noisy copies x + N(0, σ²), σ = noise_level · (max − min) of the sample",
-          {{"n", "32", "number of noisy copies"},
-           {"noise_level", "0.2", "σ relative to the sample's value range"},
-           {"seed", "0", "random seed"},
-           {"postprocess", "none", "none, abs or square (applied to the mean)"},
-           {"noise", "",
-            "optional .npy [N, n, ...input] of explicit noise draws (overrides n, noise_level, seed)"},
-           {"batch", "32", "noisy copies per forward pass"}},
-          "graymap"},
-         without_context<analyzers::make_smoothgrad>},
-        {{"deconvnet",
-          "gradient with ReLU backward = relu(gradient), forward gate ignored",
-          {},
-          "projection"},
-         without_context<analyzers::make_deconvnet>},
-        {{"guided_backprop",
-          "gradient with ReLU backward = relu(gradient) · 1[forward > 0]",
-          {},
-          "projection"},
-         without_context<analyzers::make_guided_backprop>},
-    };
-    std::vector<Entry> perturbation{
-        {{"occlusion", "f(x) − f(x with a window filled), averaged over the windows covering each element",
-          with_fill(
-              {{"window", "8",
-                "window size over the spatial axes (channels covered whole), or one per axis (1x6x6)"},
-               {"stride", "",
-                "window step (default: the window): one number for the spatial axes, or one per axis"}}),
-          "heatmap"},
-         batched<analyzers::make_occlusion>},
-        {{"ablation", "f(x) − f(x with the element's group filled), one group per integer of a feature mask",
-          with_fill(
-              {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"}}),
-          "heatmap"},
-         batched<analyzers::make_ablation>},
-        {{"lime",
-          "per-group coefficients of a weighted ridge fit of f on random on/off states of a feature mask's "
-          "groups, kernel sqrt(exp(−d²/w²)) of the cosine distance d to the all-on state",
-          with_fill(
-              {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"},
-               {"n", "1000", "number of on/off states (the first all on)"},
-               {"kernel_width", "0.25", "kernel width w"},
-               {"alpha", "1", "ridge penalty (the intercept is not penalized)"},
-               {"seed", "0", "random seed"}}),
-          "heatmap"},
-         batched<analyzers::make_lime>},
-        {{"rise",
-          "Σ_k f(x ⊙ M_k) · M_k / (n·p) over random binary cell masks, bilinearly upsampled and shifted",
-          with_fill({{"n", "2000", "number of masks"},
-                     {"cells", "7", "mask cells per spatial axis"},
-                     {"p", "0.5", "probability that a cell is kept"},
-                     {"seed", "0", "random seed"}}),
-          "heatmap"},
-         batched<analyzers::make_rise>},
-    };
-    for (Entry& e : perturbation) all.push_back(std::move(e));
-    const MethodParameter layer{"layer", "",
-                                "node (or value) whose output is mapped; default: the last convolution's "
-                                "activation"};
-    std::vector<Entry> activation_maps{
-        {{"deeplift",
-          "(x − x̄) ⊙ the gradient pass with each activation's derivative replaced by Δout/Δin against the "
-          "baseline (Rescale rule; max pooling routes to the arg-max)",
-          {{"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"}},
-          "heatmap"},
-         without_context<analyzers::make_deeplift>},
-        {{"grad_cam",
-          "relu(Σ_k α_k A_k) at a layer, α_k the mean gradient of channel k; bilinearly upsampled to the "
-          "input",
-          {layer, {"upsample", "1", "1: upsampled to the input size; 0: the layer-sized map"}},
-          "heatmap"},
-         without_context<analyzers::make_grad_cam>},
-        {{"cam",
-          "relu(Σ_k w_k A_k) at the layer a global average pooling reads, w_k the target's weight behind the "
-          "pooling (Σ over positions of ∂f/∂A_k); bilinearly upsampled to the input",
-          {{"layer", "", "node (or value) read by the global average pooling; default: the last one's input"},
-           {"upsample", "1", "1: upsampled to the input size; 0: the layer-sized map"}},
-          "heatmap"},
-         without_context<analyzers::make_cam>},
-        {{"guided_grad_cam", "guided backprop ⊙ the upsampled Grad-CAM map", {layer}, "projection"},
-         without_context<analyzers::make_guided_grad_cam>},
-    };
-    for (Entry& e : activation_maps) all.push_back(std::move(e));
-    for (Entry& e : relevance_methods()) all.push_back(std::move(e));
-    for (const bool attribution : {false, true}) {
-      all.push_back(
-          {{attribution ? "pattern.attribution" : "pattern.net",
-            attribution
-                ? "the gradient pass with every layer's weights w replaced by w ⊙ a₊ (seed: the logit)"
-                : "the gradient pass with every layer's weights replaced by its pattern a₊ (seed: the logit)",
-            {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
-            attribution ? "heatmap" : "projection"},
-           [attribution](Params& p, const AnalyzerContext& context) {
-             return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
-           }});
+    std::vector<Entry> all;
+    for (std::vector<Entry> (*family)() : {gradient_methods, perturbation_methods, activation_map_methods,
+                                           relevance_methods, pattern_methods}) {
+      for (Entry& e : family()) all.push_back(std::move(e));
     }
     return all;
   }();

@@ -1,4 +1,8 @@
 #include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "ops/factories.hpp"
 #include "sieve/error.hpp"
@@ -9,8 +13,9 @@ namespace {
 
 using Factory = std::unique_ptr<Op> (*)(const OpSpec&);
 
-const std::map<std::string, Factory>& factories() {
-  static const std::map<std::string, Factory> table{
+// Layers: linear maps, pooling, normalization.
+std::vector<std::pair<std::string, Factory>> layer_ops() {
+  return {
       {"Conv", ops::make_conv},
       {"ConvTranspose", ops::make_conv_transpose},
       {"Gemm", ops::make_gemm},
@@ -22,6 +27,12 @@ const std::map<std::string, Factory>& factories() {
       {"BatchNormalization", ops::make_batch_normalization},
       {"LayerNormalization", ops::make_layer_normalization},
       {"InstanceNormalization", ops::make_instance_normalization},
+  };
+}
+
+// Element-wise and reducing ops: activations, arithmetic, comparisons, reductions, softmax.
+std::vector<std::pair<std::string, Factory>> elementwise_ops() {
+  return {
       {"Relu", ops::make_unary},
       {"LeakyRelu", ops::make_unary},
       {"Elu", ops::make_unary},
@@ -69,6 +80,12 @@ const std::map<std::string, Factory>& factories() {
       {"Min", ops::make_variadic},
       {"Softmax", ops::make_softmax},
       {"LogSoftmax", ops::make_softmax},
+  };
+}
+
+// Data movement and shape arithmetic.
+std::vector<std::pair<std::string, Factory>> data_movement_ops() {
+  return {
       {"Flatten", ops::make_flatten},
       {"Reshape", ops::make_reshape},
       {"Transpose", ops::make_transpose},
@@ -91,6 +108,16 @@ const std::map<std::string, Factory>& factories() {
       {"Where", ops::make_where},
       {"Expand", ops::make_expand},
   };
+}
+
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> table = [] {
+    std::map<std::string, Factory> all;
+    for (auto family : {layer_ops, elementwise_ops, data_movement_ops}) {
+      for (auto& [type, factory] : family()) all.emplace(type, factory);
+    }
+    return all;
+  }();
   return table;
 }
 
