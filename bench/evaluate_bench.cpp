@@ -4,23 +4,14 @@
 // run one input at a time (a sample of them, scaled to all), and the two ratios.
 // Usage: sieve_bench_evaluate MODEL.onnx [INPUTS=16] [STEPS=100] [SIZE=16] [BATCH=32] [SINGLE_ROWS=64]
 
-#include <chrono>
 #include <iostream>
 #include <string>
 
 #include "random_input.hpp"
 #include "sieve/evaluation.hpp"
+#include "wall_clock.hpp"
 
-namespace {
-
-template <class F>
-double seconds(F f) {
-  const auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
+using sieve::bench::seconds;
 
 int main(int argc, char** argv) {
   if (argc < 2) {

@@ -2,13 +2,13 @@
 // and the resident memory before and after fitting several batches (it must not grow with the number
 // of images). Usage: sieve_bench_fit MODEL.onnx BATCH [BATCHES]
 
-#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <string>
 
 #include "random_input.hpp"
 #include "sieve/patterns.hpp"
+#include "wall_clock.hpp"
 
 namespace {
 
@@ -21,14 +21,9 @@ double resident_mib() {
   return 0.0;
 }
 
-template <class F>
-double seconds(F f) {
-  const auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace
+
+using sieve::bench::seconds;
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -46,11 +41,12 @@ int main(int argc, char** argv) {
     stats.accumulate(model, input);  // warm-up
     const double before = resident_mib();
     double fit = 1e30;
-    for (int64_t i = 0; i < batches; ++i) fit = std::min(fit, seconds([&] { stats.accumulate(model, input); }));
+    for (int64_t i = 0; i < batches; ++i)
+      fit = std::min(fit, seconds([&] { stats.accumulate(model, input); }));
     const double after = resident_mib();
     std::cout << argv[1] << " batch " << batch << ": forward " << batch / forward << " images/s, fitting "
-              << batch / fit << " images/s, fitting = " << fit / forward << "x forward; resident "
-              << before << " MiB before " << batches << " batches, " << after << " MiB after\n";
+              << batch / fit << " images/s, fitting = " << fit / forward << "x forward; resident " << before
+              << " MiB before " << batches << " batches, " << after << " MiB after\n";
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     return 1;
