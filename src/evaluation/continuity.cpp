@@ -6,10 +6,10 @@
 #include <limits>
 #include <random>
 
-#include "sieve/params.hpp"
 #include "evaluation/common.hpp"
 #include "sieve/error.hpp"
 #include "sieve/evaluation.hpp"
+#include "sieve/params.hpp"
 
 namespace sieve {
 

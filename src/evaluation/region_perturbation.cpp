@@ -8,11 +8,11 @@
 #include <numeric>
 #include <random>
 
-#include "sieve/params.hpp"
 #include "evaluation/common.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
 #include "sieve/evaluation.hpp"
+#include "sieve/params.hpp"
 
 namespace sieve {
 

@@ -21,7 +21,8 @@ std::unique_ptr<Op> make_layer_normalization(const OpSpec& spec);
 std::unique_ptr<Op> make_instance_normalization(const OpSpec& spec);
 std::unique_ptr<Op> make_unary(const OpSpec& spec);  // Relu, LeakyRelu, Elu, Sigmoid, Tanh
 std::unique_ptr<Op> make_clip(const OpSpec& spec);
-// HardSigmoid, HardSwish, Erf, Gelu, SiLU (x·σ(x), made by canonicalization), Softplus, Selu, Exp, Log, Neg, Abs, Sqrt, Reciprocal, Sin, Cos
+// HardSigmoid, HardSwish, Erf, Gelu, SiLU (x·σ(x), made by canonicalization), Softplus, Selu, Exp, Log, Neg,
+// Abs, Sqrt, Reciprocal, Sin, Cos
 std::unique_ptr<Op> make_activation(const OpSpec& spec);
 std::unique_ptr<Op> make_prelu(const OpSpec& spec);
 std::unique_ptr<Op> make_pow(const OpSpec& spec);

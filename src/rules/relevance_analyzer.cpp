@@ -5,9 +5,9 @@
 
 #include <algorithm>
 
-#include "sieve/params.hpp"
 #include "sieve/batch.hpp"
 #include "sieve/error.hpp"
+#include "sieve/params.hpp"
 #include "sieve/parse.hpp"
 
 namespace sieve::rules {

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <sstream>
 
-#include "sieve/params.hpp"
 #include "sieve/error.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/params.hpp"
 #include "sieve/parse.hpp"
 
 namespace sieve {

@@ -8,8 +8,8 @@
 
 #include "sieve/error.hpp"
 #include "sieve/evaluation.hpp"
-#include "sieve/methods.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/methods.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {

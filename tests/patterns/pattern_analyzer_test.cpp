@@ -8,10 +8,10 @@
 #include <filesystem>
 
 #include "sieve/analyzer.hpp"
-#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/io/stream.hpp"
+#include "sieve/methods.hpp"
 #include "sieve/patterns.hpp"
 #include "support/test_files.hpp"
 

@@ -10,10 +10,10 @@
 #include <fstream>
 
 #include "sieve/analyzer.hpp"
-#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/methods.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {

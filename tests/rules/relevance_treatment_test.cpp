@@ -7,10 +7,10 @@
 #include <cmath>
 
 #include "sieve/analyzer.hpp"
-#include "sieve/methods.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
+#include "sieve/methods.hpp"
 
 namespace sieve {
 namespace {
