@@ -16,5 +16,6 @@ $sieve fit-patterns examples/fashion_cnn.onnx --data examples/fashion_train_2000
 $sieve explain examples/fashion_cnn.onnx examples/images \
   -m gradient -m input_x_gradient -m integrated_gradients -m smoothgrad:noise_level=0.15 -m guided_backprop \
   -m lrp.epsilon_gamma_box -m deep_taylor.bounded -m pattern.net -m pattern.attribution \
+  -m deeplift -m occlusion:window=4,stride=4 -m lime:mask=examples/blocks_4x4.npy -m grad_cam \
   --patterns out/patterns.safetensors --out out --grid out/grid.png
-echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop, LRP ε-γ-box composite, Deep Taylor, PatternNet, PatternAttribution): out/grid.png"
+echo "grid picture (rows: inputs; columns: input, gradient, input×gradient, integrated gradients, SmoothGrad, guided backprop, LRP ε-γ-box composite, Deep Taylor, PatternNet, PatternAttribution, DeepLIFT, occlusion, LIME, Grad-CAM): out/grid.png"
