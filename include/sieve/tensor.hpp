@@ -19,6 +19,8 @@ inline constexpr int64_t kMaxTensorElements = int64_t{1} << 32;
 int64_t checked_element_count(const Shape& shape, const std::string& what = "tensor");
 // Product of the dimensions for shapes already known to be valid.
 int64_t element_count(const Shape& shape);
+// C-order strides of a shape, in elements.
+std::vector<int64_t> strides_of(const Shape& shape);
 std::string to_string(const Shape& shape);
 
 // A dense float32 tensor in C order. Copies share the storage (values flow through the graph by

@@ -15,6 +15,7 @@
 
 #include "analyzers/baseline.hpp"
 #include "sieve/batch.hpp"
+#include "sieve/blur.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/parse.hpp"
@@ -43,12 +44,6 @@ std::vector<bool> spatial_axes(const Shape& sample, bool embedding) {
     }
   }
   return spatial;
-}
-
-std::vector<int64_t> row_major_strides(const Shape& shape) {
-  std::vector<int64_t> strides(shape.size(), 1);
-  for (size_t a = shape.size(); a-- > 1;) strides[a - 1] = strides[a] * shape[a];
-  return strides;
 }
 
 std::string joined_extent(const std::vector<int64_t>& v) {
@@ -129,7 +124,7 @@ struct Fill {
   // Each sample's mean over the spatial axes, per position of the other axes (per channel of an image).
   static Tensor spatial_mean(const Tensor& x, const std::vector<bool>& spatial) {
     const Shape sample = sample_shape(x);
-    const std::vector<int64_t> strides = row_major_strides(sample);
+    const std::vector<int64_t> strides = strides_of(sample);
     const int64_t per = per_sample(x);
     std::vector<int64_t> key(static_cast<size_t>(per), 0);  // flat index over the non-spatial axes
     int64_t keys = 1;
@@ -155,37 +150,15 @@ struct Fill {
     return m;
   }
 
-  // A separable Gaussian blur (σ = sigma elements) along every spatial axis, edge values repeated.
+  // A Gaussian blur (σ = sigma elements) along every spatial axis of each sample, edge values repeated.
   Tensor blurred(const Tensor& x, const std::vector<bool>& spatial) const {
-    const Shape sample = sample_shape(x);
-    const std::vector<int64_t> strides = row_major_strides(sample);
-    const int radius = static_cast<int>(std::ceil(3.0 * sigma));
-    std::vector<double> kernel(static_cast<size_t>(2 * radius + 1));
-    double total = 0.0;
-    for (int t = -radius; t <= radius; ++t)
-      total += kernel[static_cast<size_t>(t + radius)] = std::exp(-0.5 * t * t / (sigma * sigma));
-    for (double& k : kernel) k /= total;
-    Tensor current = x.clone();
-    const int64_t per = per_sample(x);
-    for (size_t a = 0; a < sample.size(); ++a) {
-      if (!spatial[a]) continue;
-      Tensor next = Tensor::uninitialized(x.shape());
-      const int64_t extent = sample[a], stride = strides[a];
-      for (int64_t i = 0; i < x.dim(0); ++i) {
-        const float* in = current.data() + i * per;
-        for (int64_t e = 0; e < per; ++e) {
-          const int64_t c = (e / stride) % extent;
-          double acc = 0.0;
-          for (int t = -radius; t <= radius; ++t) {
-            const int64_t moved = std::clamp<int64_t>(c + t, 0, extent - 1);
-            acc += kernel[static_cast<size_t>(t + radius)] * in[e + (moved - c) * stride];
-          }
-          next[i * per + e] = static_cast<float>(acc);
-        }
-      }
-      current = next;
-    }
-    return current;
+    std::vector<double> values(x.values().begin(), x.values().end());
+    std::vector<bool> axes{false};  // not across the batch
+    axes.insert(axes.end(), spatial.begin(), spatial.end());
+    gaussian_blur(values, x.shape(), axes, sigma, BlurEdges::repeat);
+    Tensor out = Tensor::uninitialized(x.shape());
+    for (int64_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(values[static_cast<size_t>(i)]);
+    return out;
   }
 };
 
@@ -304,7 +277,7 @@ class Occlusion : public Analyzer {
   static Groups window_groups(const Shape& sample, const std::vector<int64_t>& window,
                               const std::vector<int64_t>& stride) {
     const size_t rank = sample.size();
-    const std::vector<int64_t> strides = row_major_strides(sample);
+    const std::vector<int64_t> strides = strides_of(sample);
     std::vector<int64_t> positions(rank);
     for (size_t a = 0; a < rank; ++a) positions[a] = (sample[a] - window[a]) / stride[a] + 1;
     Groups groups;
@@ -522,7 +495,7 @@ class Rise : public Analyzer {
     const Tensor& x = pass.input();
     const Shape sample = sample_shape(x);
     const std::vector<bool> spatial = spatial_axes(sample, pass.explains_embedding());
-    const std::vector<int64_t> strides = row_major_strides(sample);
+    const std::vector<int64_t> strides = strides_of(sample);
     std::vector<int64_t> extent;  // the spatial extents: one or two
     for (size_t a = 0; a < sample.size(); ++a) {
       if (spatial[a]) extent.push_back(sample[a]);

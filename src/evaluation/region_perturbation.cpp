@@ -10,6 +10,7 @@
 
 #include "evaluation/common.hpp"
 #include "sieve/batch.hpp"
+#include "sieve/blur.hpp"
 #include "sieve/error.hpp"
 #include "sieve/evaluation.hpp"
 #include "sieve/params.hpp"
@@ -114,34 +115,9 @@ PerturbationOrder parse_order(const std::string& text) {
 
 // The Gaussian-blurred sample, per channel, with the kernel cut at 3σ and renormalised at the borders.
 Tensor blurred(const Tensor& sample, const TileGrid& grid, double sigma) {
-  const int64_t radius = static_cast<int64_t>(std::ceil(3.0 * sigma));
-  std::vector<double> kernel(static_cast<size_t>(2 * radius + 1));
-  for (int64_t k = -radius; k <= radius; ++k)
-    kernel[static_cast<size_t>(k + radius)] = std::exp(-0.5 * static_cast<double>(k * k) / (sigma * sigma));
-  const int64_t h = grid.height, w = grid.width, plane = h * w;
-  // One pass along an axis: `stride` between neighbours, `length` along it.
-  auto pass = [&](const std::vector<double>& in, bool along_rows) {
-    std::vector<double> out(in.size());
-    for (int64_t c = 0; c < grid.channels; ++c) {
-      for (int64_t y = 0; y < h; ++y) {
-        for (int64_t x = 0; x < w; ++x) {
-          double sum = 0.0, weight = 0.0;
-          for (int64_t k = -radius; k <= radius; ++k) {
-            const int64_t yy = along_rows ? y + k : y, xx = along_rows ? x : x + k;
-            if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-            const double wk = kernel[static_cast<size_t>(k + radius)];
-            sum += wk * in[static_cast<size_t>(c * plane + yy * w + xx)];
-            weight += wk;
-          }
-          out[static_cast<size_t>(c * plane + y * w + x)] = sum / weight;
-        }
-      }
-    }
-    return out;
-  };
   std::vector<double> values(sample.values().begin(), sample.values().end());
-  values = pass(values, false);
-  if (h > 1) values = pass(values, true);
+  gaussian_blur(values, {grid.channels, grid.height, grid.width}, {false, true, true}, sigma,
+                BlurEdges::renormalize);
   Tensor out(sample.shape());
   for (int64_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(values[static_cast<size_t>(i)]);
   return out;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "sieve/blur.hpp"
 #include "sieve/error.hpp"
 
 namespace sieve {
@@ -57,36 +58,6 @@ void jet(double t, double rgb[3]) {
   rgb[0] = ramp(t - 0.75);
   rgb[1] = ramp(t - 0.5);
   rgb[2] = ramp(t - 0.25);
-}
-
-std::vector<double> gaussian_blur(const std::vector<double>& t, int64_t h, int64_t w, double sigma) {
-  const int radius = static_cast<int>(std::ceil(3 * sigma));
-  std::vector<double> kernel(static_cast<size_t>(2 * radius + 1));
-  double sum = 0.0;
-  for (int i = -radius; i <= radius; ++i)
-    sum += kernel[static_cast<size_t>(i + radius)] = std::exp(-0.5 * i * i / (sigma * sigma));
-  for (double& k : kernel) k /= sum;
-  std::vector<double> tmp(t.size(), 0.0), out(t.size(), 0.0);
-  // Separable, with edge values repeated beyond the border.
-  for (int64_t y = 0; y < h; ++y) {
-    for (int64_t x = 0; x < w; ++x) {
-      double acc = 0.0;
-      for (int i = -radius; i <= radius; ++i)
-        acc += kernel[static_cast<size_t>(i + radius)] *
-               t[static_cast<size_t>(y * w + std::clamp<int64_t>(x + i, 0, w - 1))];
-      tmp[static_cast<size_t>(y * w + x)] = acc;
-    }
-  }
-  for (int64_t y = 0; y < h; ++y) {
-    for (int64_t x = 0; x < w; ++x) {
-      double acc = 0.0;
-      for (int i = -radius; i <= radius; ++i)
-        acc += kernel[static_cast<size_t>(i + radius)] *
-               tmp[static_cast<size_t>(std::clamp<int64_t>(y + i, 0, h - 1) * w + x)];
-      out[static_cast<size_t>(y * w + x)] = acc;
-    }
-  }
-  return out;
 }
 
 // The input as RGB doubles in [0, 1], resized by nearest neighbour if its size differs.
@@ -193,7 +164,8 @@ Image scale_input(const Tensor& explanation, const Image& input) {
 
 Image blend(const Tensor& explanation, const Image& input) {
   const Planes p = planes_of(explanation);
-  std::vector<double> t = gaussian_blur(channel_sum(explanation, p, true), p.height, p.width, 3.0);
+  std::vector<double> t = channel_sum(explanation, p, true);
+  gaussian_blur(t, {p.height, p.width}, {true, true}, 3.0, BlurEdges::repeat);
   const auto [lo, hi] = std::minmax_element(t.begin(), t.end());
   const double low = *lo, range = *hi - *lo;
   const std::vector<double> rgb = input_rgb(input, p);

@@ -47,12 +47,6 @@ Tensor reduce_to_shape(const Tensor& g, const Shape& target, const std::string& 
   return out;
 }
 
-std::vector<int64_t> strides_of(const Shape& shape) {
-  std::vector<int64_t> s(shape.size(), 1);
-  for (size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * shape[i];
-  return s;
-}
-
 std::vector<int64_t> to_ints(const Tensor& t) {
   std::vector<int64_t> v(static_cast<size_t>(t.size()));
   for (int64_t i = 0; i < t.size(); ++i) {

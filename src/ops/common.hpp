@@ -19,8 +19,6 @@ int64_t normalize_axis(int64_t axis, int64_t rank, const std::string& where);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& where);
 // Sums a broadcast result back to one operand's shape (the gradient of numpy broadcasting).
 Tensor reduce_to_shape(const Tensor& g, const Shape& target, const std::string& where);
-// C-order strides of a shape.
-std::vector<int64_t> strides_of(const Shape& shape);
 
 // Integer-valued tensors (shapes, axes, pads) are floats holding exact integers.
 std::vector<int64_t> to_ints(const Tensor& t);
