@@ -10,21 +10,13 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/methods.hpp"
+#include "support/errors.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {
 namespace {
 
 const std::string kData = std::string(SIEVE_TEST_DATA);
-
-std::string error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 const Node& node_named(const Graph& graph, const std::string& name) {
   for (const Node& node : graph.nodes()) {

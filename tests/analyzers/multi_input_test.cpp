@@ -13,6 +13,7 @@
 #include "sieve/io/npy.hpp"
 #include "sieve/lrp.hpp"
 #include "sieve/methods.hpp"
+#include "support/errors.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {
@@ -131,17 +132,6 @@ TEST(MultiInput, ForwardPassTakesNamedInputs) {
   const ForwardPass pass(model, load("multi_input_h"), multi_setup("h"));
   const auto gradient = create_analyzer(MethodSpec::parse("gradient"));
   expect_matches(model, gradient->explain(pass, {2, 2, 2}), load("multi_input_gradient_h"), "h");
-}
-
-// The message of the sieve::Error that `f` throws.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 TEST(MultiInput, BadInputsAreRefusedWithOneMessage) {

@@ -13,6 +13,7 @@
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
 #include "sieve/methods.hpp"
+#include "support/errors.hpp"
 #include "support/rounding.hpp"
 
 namespace sieve {
@@ -33,15 +34,6 @@ Tensor explain(const Model& model, const std::string& method, const Tensor& x,
   const auto analyzer = create_analyzer(MethodSpec::parse(method));
   const ForwardPass pass(model, x, analyzer->trace_values(model));
   return analyzer->explain(pass, targets);
-}
-
-std::string error_of(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 double max_abs(const Tensor& t) {

@@ -1,10 +1,11 @@
 #include "sieve/io/formats.hpp"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include "support/test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::string_view_literals;
@@ -25,7 +26,7 @@ TEST(DataFormats, LeadingBytesTellTheFormat) {
 }
 
 TEST(DataFormats, ContentComesBeforeTheExtension) {
-  const fs::path dir = fs::temp_directory_path() / ("sieve_formats_" + std::to_string(::getpid()));
+  const fs::path dir = temp("formats");
   fs::create_directories(dir);
   auto write = [&](const std::string& name, std::string_view bytes) {
     std::ofstream(dir / name, std::ios::binary)
@@ -40,7 +41,6 @@ TEST(DataFormats, ContentComesBeforeTheExtension) {
   EXPECT_EQ(format_of_file(write("photo.jpeg", ""sv)), DataFormat::jpeg);
   EXPECT_EQ(format_of_file(write("notes.txt", "hello"sv)), DataFormat::unknown);
   EXPECT_EQ(format_of_file((dir / "missing.bin").string()), DataFormat::unknown);
-  fs::remove_all(dir);
 }
 
 }  // namespace
