@@ -189,8 +189,11 @@ void add_nodes(Builder& b) {
         continue;
       }
       Value v{out, {}, false, {}};
-      if (auto it = inferred.find(out); it != inferred.end())
+      if (auto it = inferred.find(out); it != inferred.end()) {
         read_type_shape(*it->second, v, b.name + ": value '" + out + "'");
+        if (node.outputs.empty())
+          spec.integer_output = is_integer_type(it->second->tensor_type().elem_type());
+      }
       const ValueId id = graph.add_value(std::move(v));
       b.ids[out] = id;
       node.outputs.push_back(id);
