@@ -94,7 +94,7 @@ TEST(RelevanceTreatments, NodeWithoutTreatmentFailsAtSetUpWithAdviceThatWorks) {
 // LayerNorm (also where it was spelled out), attention, GELU and MobileNetV3's HardSwish and
 // squeeze-excitation gates have relevance treatments: every relevance method explains these models.
 TEST(RelevanceTreatments, RecentArchitecturesAreExplainedByRelevanceMethods) {
-  for (const std::string name : {"vit_tiny_opset17", "vit_tiny", "mobilenet_v3"}) {
+  for (const std::string name : {"vit_tiny_opset17", "vit_tiny", "vit_torchvision", "mobilenet_v3"}) {
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
     const Tensor x = first_samples(kData + "/models/" + name + "_input.npy", 2);
     for (const std::string method : {"lrp.epsilon", "lrp.epsilon_plus", "lrp.epsilon:attention=attnlrp",
