@@ -34,6 +34,9 @@ Attributes convert_attributes(const onnx::NodeProto& node, const std::string& wh
       case onnx::AttributeProto::FLOATS:
         attributes.set(a.name(), std::vector<float>(a.floats().begin(), a.floats().end()));
         break;
+      case onnx::AttributeProto::STRINGS:
+        attributes.set(a.name(), std::vector<std::string>(a.strings().begin(), a.strings().end()));
+        break;
       case onnx::AttributeProto::TENSOR:
         attributes.set(a.name(), tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'"));
         break;

@@ -3,9 +3,9 @@
 //
 // Models of any opset are run: the operator semantics sieve implements cover the older forms too.
 //
-// Protocol: integer and boolean inputs of a test (shapes, axes, indices, pads, conditions) are
-// parameters, not data, so they are moved into the model's initializers before loading; float32 inputs
-// stay model inputs. Canonicalization is switched off so each operator is tested as written.
+// Protocol: integer and boolean inputs of a test (shapes, axes, indices, pads, sequence lengths,
+// conditions) are parameters, not data, so they are moved into the model's initializers before loading;
+// float32 inputs stay model inputs. Canonicalization is switched off so each operator is tested as written.
 
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
@@ -135,7 +135,8 @@ Outcome run_case(const fs::path& dir) {
   static const std::map<std::string, std::set<int>> parameter_positions = {
       {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"ReduceMax", {1}},      {"ReduceMin", {1}}, {"ReduceL2", {1}},
       {"Resize", {3}},    {"Split", {1}},      {"Tile", {1}},           {"Expand", {1}},    {"Reshape", {1}},
-      {"Squeeze", {1}},   {"Unsqueeze", {1}},  {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 3}}};
+      {"Squeeze", {1}},   {"Unsqueeze", {1}},  {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 3}},    {"LSTM", {4}},
+      {"GRU", {4}},       {"RNN", {4}}};
   // True when every node reading graph input `name` reads it at a parameter position.
   auto only_parameter = [&](const std::string& name) {
     for (const auto& n : model.graph().node()) {
