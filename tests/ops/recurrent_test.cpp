@@ -434,6 +434,14 @@ TEST(Recurrent, BadNodesAreRefusedNamingNodeAndOp) {
   in[3] = Tensor();
   in[4] = Tensor(Shape{2}, std::vector<float>{3, 4});
   expect_error([&] { create_op(spec_of(c))->forward(in); }, {"LSTM", "sequence_lens holds 4"});
+  in[4] = Tensor();
+  in[5] = Tensor(Shape{2, 1, 2});  // layout 1's shape under layout 0
+  expect_error(
+      [&] { create_op(spec_of(c))->forward(in); },
+      {"LSTM", "initial_h of shape [2,1,2] does not match [num_directions, batch, hidden_size] = [1,2,2]"});
+  in[5] = Tensor();
+  in[0] = Tensor(Shape{3, 3});
+  expect_error([&] { create_op(spec_of(c))->forward(in); }, {"LSTM", "X of shape [3,3] must have rank 3"});
 }
 
 }  // namespace
