@@ -114,6 +114,33 @@ TEST(RelevanceTreatments, RecentArchitecturesAreExplainedByRelevanceMethods) {
   }
 }
 
+// Recurrent cells without a treatment are refused the same way, and the gradient still runs through them.
+TEST(RelevanceTreatments, RolesWithoutTreatmentAreRefusedAtSetUp) {
+  for (const std::string name : {"bigru_classifier", "rnn_classifier"}) {
+    SCOPED_TRACE(name);
+    const Model model = Model::load(kData + "/models/" + name + ".onnx");
+    std::string message;
+    try {
+      analyzer("lrp.epsilon")->prepare(model);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("a recurrent cell op has no relevance treatment"), std::string::npos) << message;
+    EXPECT_NE(message.find(":gradient"), std::string::npos) << message;
+    const Tensor x = first_samples(kData + "/models/" + name + "_input.npy", 2);
+    const std::unique_ptr<Analyzer> gradient = analyzer("gradient");
+    gradient->prepare(model);
+    const Tensor g = explain(model, *gradient, x);
+    ASSERT_EQ(g.shape(), x.shape());
+    double total = 0.0;
+    for (float v : g.values()) {
+      ASSERT_TRUE(std::isfinite(v));
+      total += std::abs(v);
+    }
+    EXPECT_GT(total, 0.0);
+  }
+}
+
 TEST(RelevanceTreatments, GradientRuleIsAcceptedOnlyWhereItMatches) {
   const Model model = model_with_softmax();
   AnalyzerContext context;
