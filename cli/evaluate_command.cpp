@@ -210,6 +210,9 @@ std::vector<float> parse_shift(const std::string& text) {
   if (text.size() > 4 && text.ends_with(".npy")) {
     const Tensor values = read_npy(text);
     if (values.size() == 0) throw Error(what + " holds no values");
+    for (float v : values.values()) {
+      if (!std::isfinite(v)) throw Error(what + " holds a value that is not a finite number");
+    }
     return std::vector<float>(values.values().begin(), values.values().end());
   }
   std::vector<float> shift;
@@ -274,8 +277,8 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
     write_pattern_file(twin_patterns, file);
     context.patterns_file = twin_patterns;
   }
-  // Bounds of the twin's inputs (z^B) move with the inputs.
-  // shift_input has checked that the shift has one value or one per channel, as the range has.
+  // Bounds of the twin's inputs (z^B) move with the inputs. shift_input has checked that the shift has
+  // one value or one per channel, as the range has.
   if (std::optional<InputRange> range = known_input_range(model, loaded, o.input)) {
     const size_t channels = std::max(range->low.size(), p.shift.size());
     auto moved = [&](std::vector<float> bounds) {

@@ -131,6 +131,10 @@ TEST(CliEvaluate, InputInvarianceTakesAShiftPerChannel) {
                      "input shift of 2 values for an input of 3 channels");
   expect_clear_error(sieve_cli("evaluate " + vgg + inputs + methods + "-1+x+2"),
                      "parameter shift=-1+x+2 must be a number, numbers joined by '+'");
+  values[1] = std::nanf("");
+  write_npy(shift, values);
+  expect_clear_error(sieve_cli("evaluate " + vgg + inputs + methods + shift),
+                     "holds a value that is not a finite number");
 }
 
 TEST(CliEvaluate, ScoresExplanationsFromAFile) {
