@@ -198,21 +198,53 @@ Tensor completeness_baseline(const MethodSpec& metric, const Evaluated& e, size_
 }
 
 struct InvarianceParameters {
-  float shift = -1.0f;
+  std::vector<float> shift{-1.0f};  // one value, or one per input channel
   double tolerance = 1e-3;
 };
+
+// The shift as one number, numbers joined by '+' (one per channel, as order=morf+lerf lists orders:
+// "-0.485+-0.456+-0.406"), or a .npy file of one value per channel. A '+' right after an 'e' belongs to
+// an exponent ("1e+3").
+std::vector<float> parse_shift(const std::string& text) {
+  const std::string what = "metric 'input_invariance': parameter shift=" + text;
+  if (text.size() > 4 && text.ends_with(".npy")) {
+    const Tensor values = read_npy(text);
+    if (values.size() == 0) throw Error(what + " holds no values");
+    for (float v : values.values()) {
+      if (!std::isfinite(v)) throw Error(what + " holds a value that is not a finite number");
+    }
+    return std::vector<float>(values.values().begin(), values.values().end());
+  }
+  std::vector<float> shift;
+  size_t begin = 0;
+  for (size_t at = 0; at <= text.size(); ++at) {
+    if (at < text.size() && (text[at] != '+' || at == begin || text[at - 1] == 'e' || text[at - 1] == 'E'))
+      continue;
+    const std::optional<double> v = parse_double(text.substr(begin, at - begin));
+    if (!v) throw Error(what + " must be a number, numbers joined by '+' (one per channel) or a .npy file");
+    shift.push_back(static_cast<float>(*v));
+    begin = at + 1;
+  }
+  return shift;
+}
+
+std::string shift_text(const std::vector<float>& shift) {
+  if (shift.size() == 1) return format_number(shift[0]);
+  std::string out;
+  for (float v : shift) out += (out.empty() ? "" : "+") + format_number(v);
+  return out;
+}
 
 InvarianceParameters invariance_parameters(const MethodSpec& m) {
   InvarianceParameters p;
   for (const auto& [key, value] : m.params) {
     const std::optional<double> v = parse_double(value);
-    if (key == "shift" && v) {
-      p.shift = static_cast<float>(*v);
+    if (key == "shift") {
+      p.shift = parse_shift(value);
     } else if (key == "tolerance" && v && *v >= 0.0) {
       p.tolerance = *v;
-    } else if (key == "shift" || key == "tolerance") {
-      throw Error("metric 'input_invariance': parameter " + key + "=" + value +
-                  (key == "shift" ? " must be a number" : " must be a number at least 0"));
+    } else if (key == "tolerance") {
+      throw Error("metric 'input_invariance': parameter tolerance=" + value + " must be a number at least 0");
     } else {
       throw Error("metric 'input_invariance' has no parameter '" + key + "'");
     }
@@ -229,7 +261,7 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
     throw Error("metric input_invariance explains shifted inputs: give methods (-m), not --explanations");
   const InvarianceParameters p = invariance_parameters(metric);
   Model twin = Model::load(o.model);
-  shift_input(twin, {p.shift});
+  shift_input(twin, p.shift);
   AnalyzerContext context;
   // Pattern methods use the model's own patterns in the twin, as the book does: covariance-based
   // patterns do not change with a shift of the input. The file is rewritten for the twin's fingerprint.
@@ -245,19 +277,26 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
     write_pattern_file(twin_patterns, file);
     context.patterns_file = twin_patterns;
   }
-  // Bounds of the twin's inputs (z^B) move with the inputs.
+  // Bounds of the twin's inputs (z^B) move with the inputs. shift_input has checked that the shift has
+  // one value or one per channel, as the range has.
   if (std::optional<InputRange> range = known_input_range(model, loaded, o.input)) {
-    for (float& v : range->low) v += p.shift;
-    for (float& v : range->high) v += p.shift;
+    const size_t channels = std::max(range->low.size(), p.shift.size());
+    auto moved = [&](std::vector<float> bounds) {
+      if (bounds.size() == 1) bounds.resize(channels, bounds[0]);
+      for (size_t c = 0; c < bounds.size(); ++c) bounds[c] += p.shift[p.shift.size() == 1 ? 0 : c];
+      return bounds;
+    };
+    range->low = moved(range->low);
+    range->high = moved(range->high);
     context.input_range = range;
   }
   const int w = static_cast<int>(name_width(e));
-  std::cout << "input invariance: the model on x against its twin on x " << (p.shift < 0 ? "- " : "+ ")
-            << std::abs(p.shift) << " (first-layer bias compensated), max |R - R'| / max |R|\n";
-  std::cout << "  " << std::left << std::setw(w) << "method" << std::setw(16)
-            << ("shift " + format_number(p.shift)) << std::right << std::setw(16) << "max rel. diff"
+  std::cout << "input invariance: the model on x against its twin on x + (" << shift_text(p.shift)
+            << ") (first-layer bias compensated), max |R - R'| / max |R|\n";
+  std::cout << "  " << std::left << std::setw(w) << "method" << std::setw(16) << "verdict" << std::right
+            << std::setw(16) << "max rel. diff"
             << "\n";
-  j["input_invariance"]["shift"] = p.shift;
+  j["input_invariance"]["shift"] = p.shift.size() == 1 ? nlohmann::json(p.shift[0]) : nlohmann::json(p.shift);
   j["input_invariance"]["tolerance"] = p.tolerance;
   for (size_t m = 0; m < e.specs.size(); ++m) {
     std::unique_ptr<Analyzer> twin_analyzer = create_analyzer(e.specs[m], context);
@@ -266,7 +305,7 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
     try {
       twin_analyzer->prepare(twin);
       const InputInvariance r = input_invariance(model, *e.analyzers[m], twin, *twin_analyzer, samples,
-                                                 {p.shift}, targets, p.tolerance, o.input.batch);
+                                                 p.shift, targets, p.tolerance, o.input.batch);
       verdict = r.passed ? "pass" : "fail";
       difference = fixed(r.max_relative_difference, 6);
       entry = {{"relative_difference", r.relative_difference},
@@ -284,10 +323,11 @@ void evaluate_input_invariance(const EvaluateOptions& o, const MethodSpec& metri
   if (!context.patterns_file.empty()) fs::remove(twin_patterns);
 }
 
-// The randomisation plot goes beside the --svg file: OUT.svg → OUT_randomization.svg.
-std::string randomization_svg_path(const std::string& svg) {
+// The randomisation and continuity plots go beside the --svg file: OUT.svg → OUT_randomization.svg,
+// OUT_continuity.svg.
+std::string svg_beside(const std::string& svg, const std::string& metric) {
   const fs::path p(svg);
-  return (p.parent_path() / (p.stem().string() + "_randomization" + p.extension().string())).string();
+  return (p.parent_path() / (p.stem().string() + "_" + metric + p.extension().string())).string();
 }
 
 uint64_t randomization_seed(const MethodSpec& m) {
@@ -358,7 +398,7 @@ void evaluate_randomization(const EvaluateOptions& o, const MethodSpec& metric, 
     }
   }
   if (!o.svg.empty() && !panel.series.empty())
-    write_text(randomization_svg_path(o.svg), line_chart_svg(chart));
+    write_text(svg_beside(o.svg, "randomization"), line_chart_svg(chart));
 }
 
 // MSM §7.1: the largest ‖R(x) − R(x′)‖₁ / ‖x − x′‖₂ over small translations of each input.
@@ -377,8 +417,19 @@ void evaluate_continuity(const EvaluateOptions& o, const MethodSpec& metric, con
             << "\n";
   j["continuity"]["max_shift"] = p.max_shift;
   j["continuity"]["noise"] = p.noise;
+  // The mean ratio per translation, one line per method (in the methods' own units, so the scale is
+  // shared only within one family).
+  LineChart chart{"translation (elements along the last axis)",
+                  "mean ||R(x) - R(x')||_1 / ||x - x'||_2",
+                  0.0,
+                  0.0,
+                  {ChartPanel{}}};
+  ChartPanel& panel = chart.panels.front();
+  for (int64_t t = 1; t <= p.max_shift; ++t) panel.x_labels.push_back(std::to_string(t));
   for (size_t m = 0; m < e.specs.size(); ++m) {
     const Continuity c = continuity(model, *e.analyzers[m], samples, targets, p);
+    panel.series.push_back({e.names[m], c.mean_curve, false});
+    for (double v : c.mean_curve) chart.y_max = std::max(chart.y_max, v);
     double mean = 0.0;
     for (double v : c.max_ratio) mean += v / static_cast<double>(c.max_ratio.size());
     std::cout << "  " << std::left << std::setw(w) << e.names[m] << std::right << std::setw(14)
@@ -386,6 +437,8 @@ void evaluate_continuity(const EvaluateOptions& o, const MethodSpec& metric, con
     j["continuity"]["methods"][e.names[m]] = {
         {"ratios", c.ratios}, {"max_ratio", c.max_ratio}, {"mean_curve", c.mean_curve}, {"max", c.max}};
   }
+  if (chart.y_max <= 0.0) chart.y_max = 1.0;  // explanations that do not move at all
+  if (!o.svg.empty()) write_text(svg_beside(o.svg, "continuity"), line_chart_svg(chart));
 }
 
 // The metrics asked for, each name once and every parameter checked before any work.
@@ -590,7 +643,8 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--csv", options->csv, "Write the region perturbation curves as CSV");
   cmd->add_option(
       "--svg", options->svg,
-      "Write a plot of the mean degradation curves (SVG); randomisation curves go to OUT_randomization.svg");
+      "Write a plot of the mean degradation curves (SVG); randomisation and continuity curves go to "
+      "OUT_randomization.svg and OUT_continuity.svg");
   add_input_options(cmd, options->input);
   cmd->callback([options] { run_evaluate(*options); });
 }

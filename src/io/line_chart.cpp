@@ -35,6 +35,7 @@ namespace {
 const char* const kColors[] = {"#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
 constexpr size_t kColorCount = sizeof kColors / sizeof kColors[0];
+constexpr double kLegendRow = 18;  // pixels between the legend's rows
 
 // One marker shape per series, centred at (x, y).
 std::string marker(size_t series, double x, double y, const char* color) {
@@ -75,17 +76,26 @@ struct Frame {
   }
 };
 
-std::string legend(const std::vector<ChartSeries>& series, double left) {
+// The legend's entries in rows that fit `right` (the picture's width less a margin); the number of rows
+// is returned through `rows`.
+std::string legend(const std::vector<ChartSeries>& series, double left, double right, size_t& rows) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(1);
-  double x = left;
+  double x = left, y = 14;
+  rows = series.empty() ? 0 : 1;
   for (size_t e = 0; e < series.size(); ++e) {
+    const double entry = 40 + 6.2 * static_cast<double>(series[e].name.size());
+    if (x > left && x + entry - 12 > right) {
+      x = left;
+      y += kLegendRow;
+      ++rows;
+    }
     const char* color = kColors[e % kColorCount];
-    s << "<line x1=\"" << x << "\" y1=\"14\" x2=\"" << x + 22 << "\" y2=\"14\" stroke=\"" << color
-      << "\" stroke-width=\"2\"" << dash(series[e]) << "/>\n"
-      << marker(e, x + 11, 14, color) << "<text x=\"" << x + 28 << "\" y=\"18\">"
+    s << "<line x1=\"" << x << "\" y1=\"" << y << "\" x2=\"" << x + 22 << "\" y2=\"" << y << "\" stroke=\""
+      << color << "\" stroke-width=\"2\"" << dash(series[e]) << "/>\n"
+      << marker(e, x + 11, y, color) << "<text x=\"" << x + 28 << "\" y=\"" << y + 4 << "\">"
       << xml_escape(series[e].name) << "</text>\n";
-    x += 40 + 6.2 * static_cast<double>(series[e].name.size());
+    x += entry;
   }
   return s.str();
 }
@@ -157,20 +167,25 @@ std::string line_chart_svg(const LineChart& chart) {
   for (const ChartPanel& p : chart.panels) {
     for (const std::string& l : p.x_labels) longest = std::max(longest, std::min<size_t>(l.size(), 48));
   }
-  const double panel_w = 460, left = 62, right = 18, top = 58, plot_h = 260;
+  const double panel_w = 460, left = 62, right = 18, plot_h = 260;
+  const double width = panel_w * static_cast<double>(chart.panels.size());
+  size_t legend_rows = 0;
+  const std::string legend_svg =
+      chart.panels.empty() ? "" : legend(chart.panels.front().series, left, width - right, legend_rows);
+  // Below the legend's last row: the panel titles and the plots.
+  const double top = 58 + kLegendRow * static_cast<double>(std::max<size_t>(legend_rows, 1) - 1);
   // Rotated labels (40°) take about 6.2 px per character, sin 40° ≈ 0.65 of it downwards.
   const bool rotated = std::any_of(chart.panels.begin(), chart.panels.end(),
                                    [](const ChartPanel& p) { return !p.x_labels.empty(); });
   const double bottom = rotated ? 44 + 0.65 * 6.2 * static_cast<double>(longest) : 44;
-  const double plot_w = panel_w - left - right, width = panel_w * static_cast<double>(chart.panels.size()),
-               height = top + plot_h + bottom;
+  const double plot_w = panel_w - left - right, height = top + plot_h + bottom;
   std::ostringstream s;
   s << std::fixed << std::setprecision(1);
   s << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
     << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
     << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  if (!chart.panels.empty()) s << legend(chart.panels.front().series, left);
+  s << legend_svg;
   for (size_t p = 0; p < chart.panels.size(); ++p) {
     const ChartPanel& panel = chart.panels[p];
     size_t points = panel.x_labels.size();

@@ -95,6 +95,46 @@ TEST(CliEvaluate, WritesEveryNumberCurvesAndPlot) {
     ++methods;
   EXPECT_EQ(methods, 2u);
   EXPECT_NE(curves.find(">/0/Conv</text>"), std::string::npos);
+  // The continuity curves: one line per method over the translations 1 and 2.
+  const std::string continuity = read_bytes(temp("evaluate_continuity.svg"));
+  size_t continuity_lines = 0;
+  for (size_t at = continuity.find("<polyline"); at != std::string::npos;
+       at = continuity.find("<polyline", at + 1))
+    ++continuity_lines;
+  EXPECT_EQ(continuity_lines, 2u);
+  EXPECT_NE(continuity.find(">input_x_gradient</text>"), std::string::npos);
+  EXPECT_NE(continuity.find(">2</text>"), std::string::npos);
+}
+
+TEST(CliEvaluate, InputInvarianceTakesAShiftPerChannel) {
+  // The 3-channel VGG-shaped test model: the shift as numbers joined by '+' and as a .npy of one value
+  // per channel give the same twin, so the same numbers.
+  const std::string vgg = std::string(SIEVE_TEST_DATA) + "/models/vgg_small.onnx ";
+  const std::string inputs = std::string(SIEVE_TEST_DATA) + "/models/vgg_small_input.npy ";
+  const std::string shift = temp("shift_per_channel.npy").string();
+  Tensor values(Shape{3});
+  values[0] = -1.0f, values[1] = 0.5f, values[2] = 2.0f;
+  write_npy(shift, values);
+  const std::string a = temp("shift_list.json").string(), b = temp("shift_file.json").string();
+  const std::string methods = "-m gradient -m input_x_gradient --metric input_invariance:shift=";
+  const CliRun listed = sieve_cli("evaluate " + vgg + inputs + methods + "-1+0.5+2 --json " + a);
+  ASSERT_EQ(listed.code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("x + (-1+0.5+2)"), std::string::npos) << listed.out;
+  const CliRun from_file = sieve_cli("evaluate " + vgg + inputs + methods + shift + " --json " + b);
+  ASSERT_EQ(from_file.code, 0) << from_file.err;
+  const nlohmann::json ja = nlohmann::json::parse(read_bytes(a)), jb = nlohmann::json::parse(read_bytes(b));
+  EXPECT_EQ(ja["input_invariance"]["shift"], nlohmann::json::parse("[-1.0, 0.5, 2.0]"));
+  EXPECT_EQ(ja["input_invariance"]["methods"], jb["input_invariance"]["methods"]);
+  EXPECT_EQ(ja["input_invariance"]["methods"]["gradient"]["passed"], true);
+  EXPECT_EQ(ja["input_invariance"]["methods"]["input_x_gradient"]["passed"], false);
+  expect_clear_error(sieve_cli("evaluate " + vgg + inputs + methods + "-1+0.5"),
+                     "input shift of 2 values for an input of 3 channels");
+  expect_clear_error(sieve_cli("evaluate " + vgg + inputs + methods + "-1+x+2"),
+                     "parameter shift=-1+x+2 must be a number, numbers joined by '+'");
+  values[1] = std::nanf("");
+  write_npy(shift, values);
+  expect_clear_error(sieve_cli("evaluate " + vgg + inputs + methods + shift),
+                     "holds a value that is not a finite number");
 }
 
 TEST(CliEvaluate, ScoresExplanationsFromAFile) {

@@ -17,37 +17,50 @@ namespace {
 
 const std::string kModels = std::string(SIEVE_TEST_DATA) + "/shared/models/";
 
-std::vector<Tensor> samples(int64_t count) {
-  const Tensor all = read_npy(kModels + "cnn_inputs.npy");
+std::vector<Tensor> samples_of(const std::string& file, int64_t count) {
+  const Tensor all = read_npy(file);
   std::vector<Tensor> out;
-  for (int64_t i = 0; i < count; ++i) out.push_back(batch_row(all, i));
+  for (int64_t i = 0; i < std::min(count, all.dim(0)); ++i) out.push_back(batch_row(all, i));
   return out;
 }
 
-void expect_twin_matches(const std::string& file, size_t extra_nodes) {
-  const Model model = Model::load(kModels + file);
-  Model twin = Model::load(kModels + file);
-  shift_input(twin, {-1.0f});
-  EXPECT_EQ(twin.graph().nodes().size(), model.graph().nodes().size() + extra_nodes) << file;
+std::vector<Tensor> samples(int64_t count) {
+  return samples_of(kModels + "cnn_inputs.npy", count);
+}
+
+void expect_twin_matches(const std::string& path, const std::vector<Tensor>& inputs,
+                         const std::vector<float>& shift, size_t extra_nodes) {
+  const Model model = Model::load(path);
+  Model twin = Model::load(path);
+  shift_input(twin, shift);
+  EXPECT_EQ(twin.graph().nodes().size(), model.graph().nodes().size() + extra_nodes) << path;
   const double tau = forward_rounding_bound(model);
-  for (const Tensor& x : samples(16)) {
-    const Tensor a = model.run({x})[0], b = twin.run({shifted(x, {-1.0f})})[0];
+  for (const Tensor& x : inputs) {
+    const Tensor a = model.run({x})[0], b = twin.run({shifted(x, shift)})[0];
     double scale = 0.0;
     for (float v : a.values()) scale = std::max(scale, static_cast<double>(std::abs(v)));
     // Each run is within τ of the exact logits relative to their magnitude; the twin's first layer adds
-    // the rounding of x − 1 and of W·1, two more roundings of first-layer terms (inside τ's fan-in sum
-    // once more): 4τ of the logits' scale, as for the other forward comparisons of the suite.
+    // the rounding of x + shift and of W·shift, two more roundings of first-layer terms (inside τ's
+    // fan-in sum once more): 4τ of the logits' scale, as for the other forward comparisons of the suite.
     for (int64_t k = 0; k < a.size(); ++k)
-      EXPECT_NEAR(b[k], a[k], 4.0 * tau * scale) << file << " logit " << k;
+      EXPECT_NEAR(b[k], a[k], 4.0 * tau * scale) << path << " logit " << k;
   }
 }
 
 TEST(InputInvariance, TwinOfADenseFirstLayerFoldsTheShiftIntoItsBias) {
-  expect_twin_matches("mlp_dynbatch.onnx", 0);
+  expect_twin_matches(kModels + "mlp_dynbatch.onnx", samples(16), {-1.0f}, 0);
 }
 
 TEST(InputInvariance, TwinOfAZeroPaddedConvolutionAddsThePerPositionCompensation) {
-  expect_twin_matches("cnn_dynbatch.onnx", 1);
+  expect_twin_matches(kModels + "cnn_dynbatch.onnx", samples(16), {-1.0f}, 1);
+}
+
+TEST(InputInvariance, TwinTakesOneShiftPerChannel) {
+  // A 3-channel model whose first convolution is zero-padded: each channel's shift is compensated with
+  // its own weights (a wrong channel would leave an O(1) difference in the logits).
+  const std::string vgg = std::string(SIEVE_TEST_DATA) + "/models/vgg_small.onnx";
+  expect_twin_matches(vgg, samples_of(std::string(SIEVE_TEST_DATA) + "/models/vgg_small_input.npy", 4),
+                      {-1.0f, 0.5f, 2.0f}, 1);
 }
 
 TEST(InputInvariance, GradientIsInvariantAndGradientTimesInputIsNot) {
@@ -76,6 +89,8 @@ TEST(InputInvariance, GradientIsInvariantAndGradientTimesInputIsNot) {
 TEST(InputInvariance, BadShiftsAreRefused) {
   Model twin = Model::load(kModels + "mlp_dynbatch.onnx");
   EXPECT_THROW(shift_input(twin, {1.0f, 2.0f}), Error);
+  Model rgb = Model::load(std::string(SIEVE_TEST_DATA) + "/models/vgg_small.onnx");
+  EXPECT_THROW(shift_input(rgb, {1.0f, 2.0f}), Error);  // 2 values for 3 channels
 }
 
 }  // namespace
