@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -55,10 +56,18 @@ nlohmann::json rules_json(const MethodSpec& spec, const RelevanceAnalyzer& analy
   return {{"method", spec.text()}, {"nodes", nodes}};
 }
 
+// Width of a table's node column: 28, or one more than the longest name (exporters write long paths).
+int node_column(const nlohmann::json& rows) {
+  size_t width = 27;
+  for (const nlohmann::json& r : rows) width = std::max(width, r["node"].get<std::string>().size());
+  return static_cast<int>(width + 1);
+}
+
 void print_rules(const nlohmann::json& rules) {
   std::cout << "rules of " << rules["method"].get<std::string>() << ":\n";
+  const int width = node_column(rules["nodes"]);
   for (const nlohmann::json& n : rules["nodes"]) {
-    std::cout << "  " << std::left << std::setw(28) << n["node"].get<std::string>() << std::setw(20)
+    std::cout << "  " << std::left << std::setw(width) << n["node"].get<std::string>() << std::setw(20)
               << n["op_type"].get<std::string>() << n["rule"].get<std::string>() << "\n";
   }
 }
@@ -87,11 +96,12 @@ void print_conservation(const nlohmann::json& c) {
   std::cout << "relevance per layer for " << c["method"].get<std::string>() << " (means over "
             << c["explanations"].get<size_t>() << " explanation(s); mean target logit "
             << c["mean_target_logit"].get<double>() << "):\n";
-  std::cout << "  " << std::left << std::setw(28) << "node" << std::setw(20) << "op" << std::right
+  const int width = node_column(c["layers"]);
+  std::cout << "  " << std::left << std::setw(width) << "node" << std::setw(20) << "op" << std::right
             << std::setw(14) << "sum R out" << std::setw(14) << "sum R in" << std::setw(10) << "in/out"
             << "\n";
   for (const nlohmann::json& l : c["layers"]) {
-    std::cout << "  " << std::left << std::setw(28) << l["node"].get<std::string>() << std::setw(20)
+    std::cout << "  " << std::left << std::setw(width) << l["node"].get<std::string>() << std::setw(20)
               << l["op_type"].get<std::string>() << std::right << std::setw(14) << l["sum_out"].get<double>()
               << std::setw(14) << l["sum_in"].get<double>() << std::setw(10) << l["ratio"].get<double>()
               << "\n";
