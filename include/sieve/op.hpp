@@ -26,6 +26,7 @@ enum class OpRole {
   normalization,  // divides by statistics of its own input (LayerNorm, InstanceNorm) or computes one (L2
                   // norm)
   shape_only,     // shapes, indices or masks: nothing flows back through it
+  recurrent,      // a recurrent cell run over a sequence (LSTM, GRU, RNN)
 };
 std::string_view role_name(OpRole role);
 

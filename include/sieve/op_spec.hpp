@@ -18,7 +18,8 @@ namespace sieve {
 
 class Attributes {
  public:
-  using Value = std::variant<int64_t, float, std::string, std::vector<int64_t>, std::vector<float>, Tensor>;
+  using Value = std::variant<int64_t, float, std::string, std::vector<int64_t>, std::vector<float>,
+                             std::vector<std::string>, Tensor>;
 
   void set(const std::string& name, Value value) { values_[name] = std::move(value); }
   bool has(const std::string& name) const { return values_.count(name) != 0; }
@@ -28,6 +29,7 @@ class Attributes {
   std::string get_string(const std::string& name, const std::string& fallback) const;
   std::vector<int64_t> get_ints(const std::string& name, const std::vector<int64_t>& fallback = {}) const;
   std::vector<float> get_floats(const std::string& name, const std::vector<float>& fallback = {}) const;
+  std::vector<std::string> get_strings(const std::string& name) const;  // empty when absent
   Tensor get_tensor(const std::string& name) const;
 
  private:

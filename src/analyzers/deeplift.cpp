@@ -56,6 +56,7 @@ class DeepLift : public Analyzer {
               return &rescale;
             case OpRole::product:
             case OpRole::softmax:
+            case OpRole::recurrent:  // gated products inside the cell
               return &refuse;
             default:
               return nullptr;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "graph/canonicalize.hpp"
 #include "import/tensor_proto.hpp"
@@ -33,6 +34,9 @@ Attributes convert_attributes(const onnx::NodeProto& node, const std::string& wh
         break;
       case onnx::AttributeProto::FLOATS:
         attributes.set(a.name(), std::vector<float>(a.floats().begin(), a.floats().end()));
+        break;
+      case onnx::AttributeProto::STRINGS:
+        attributes.set(a.name(), std::vector<std::string>(a.strings().begin(), a.strings().end()));
         break;
       case onnx::AttributeProto::TENSOR:
         attributes.set(a.name(), tensor_from_proto(a.t(), where + " attribute '" + a.name() + "'"));
@@ -115,6 +119,173 @@ OperatorScan scan_operators(std::string_view bytes, const std::string& name) {
 }
 
 namespace {
+
+// "node 'name' (If, opset 13)" for a node of the file's graph, as OpSpec::where() says it.
+std::string where_of(const onnx::NodeProto& n, int index, int64_t opset) {
+  OpSpec spec;
+  spec.op_type = n.op_type();
+  spec.name = n.name().empty() ? n.op_type() + "_" + std::to_string(index) : n.name();
+  spec.opset = opset;
+  return spec.where();
+}
+
+// Values of the graph that are known at load time: initializers, Constant nodes, and the outputs of
+// supported ops whose inputs are known (shapes of inputs whose declared shape is fully static included),
+// computed with sieve's own ops as constant folding would.
+class LoadTimeValues {
+ public:
+  LoadTimeValues(const onnx::GraphProto& g, int64_t opset) : g_(g), opset_(opset) {
+    for (const onnx::TensorProto& init : g.initializer()) initializers_[init.name()] = &init;
+    for (int i = 0; i < g.node_size(); ++i)
+      for (const std::string& out : g.node(i).output()) producers_[out] = i;
+    for (const onnx::ValueInfoProto& in : g.input()) {
+      if (!in.type().has_tensor_type() || !in.type().tensor_type().has_shape()) continue;
+      Shape shape;
+      bool is_static = true;
+      for (const auto& d : in.type().tensor_type().shape().dim()) {
+        is_static = is_static && d.has_dim_value();
+        shape.push_back(d.dim_value());
+      }
+      if (is_static) static_input_shapes_[in.name()] = shape;
+    }
+  }
+
+  std::optional<Tensor> value(const std::string& name) {
+    if (const auto it = known_.find(name); it != known_.end()) return it->second;
+    known_[name] = std::nullopt;  // a cycle or an unknown value stays unknown
+    known_[name] = compute(name);
+    return known_[name];
+  }
+
+ private:
+  std::optional<Tensor> compute(const std::string& name) {
+    if (const auto it = initializers_.find(name); it != initializers_.end())
+      return tensor_from_proto(*it->second, "initializer '" + name + "'");
+    const auto producer = producers_.find(name);
+    if (producer == producers_.end()) return std::nullopt;
+    const onnx::NodeProto& n = g_.node(producer->second);
+    const std::string where = where_of(n, producer->second, opset_);
+    if (n.op_type() == "Constant") return constant_value(n, where);
+    if (!is_default_domain(n) || !is_supported_op(n.op_type())) return std::nullopt;
+    OpSpec spec;
+    spec.op_type = n.op_type();
+    spec.name = n.name();
+    spec.opset = opset_;
+    spec.num_inputs = static_cast<size_t>(n.input_size());
+    spec.num_outputs = static_cast<size_t>(n.output_size());
+    spec.attributes = convert_attributes(n, where);
+    for (const std::string& in : n.input()) spec.input_present.push_back(!in.empty());
+    const std::unique_ptr<Op> op = create_op(spec);
+    std::vector<Tensor> inputs;
+    for (const std::string& in : n.input()) {
+      if (in.empty()) {
+        inputs.emplace_back();
+        continue;
+      }
+      const auto shape = static_input_shapes_.find(in);
+      if (op->reads_only_shapes() && shape != static_input_shapes_.end()) {
+        inputs.emplace_back(shape->second);
+        continue;
+      }
+      std::optional<Tensor> v = value(in);
+      if (!v) return std::nullopt;
+      inputs.push_back(*v);
+    }
+    const std::vector<Tensor> outputs = op->forward(inputs);
+    for (int k = 0; k < n.output_size(); ++k)
+      if (n.output(k) == name && static_cast<size_t>(k) < outputs.size())
+        return outputs[static_cast<size_t>(k)];
+    return std::nullopt;
+  }
+
+  const onnx::GraphProto& g_;
+  int64_t opset_;
+  std::map<std::string, const onnx::TensorProto*> initializers_;
+  std::map<std::string, int> producers_;
+  std::map<std::string, Shape> static_input_shapes_;
+  std::map<std::string, std::optional<Tensor>> known_;
+};
+
+// Renames the names in `names` wherever a node of `g` (or of a graph nested in its attributes) reads or
+// writes them.
+void rename_in(onnx::GraphProto& g, const std::map<std::string, std::string>& names) {
+  const auto renamed = [&](std::string* s) {
+    if (const auto it = names.find(*s); it != names.end()) *s = it->second;
+  };
+  for (onnx::NodeProto& n : *g.mutable_node()) {
+    for (std::string& in : *n.mutable_input()) renamed(&in);
+    for (std::string& out : *n.mutable_output()) renamed(&out);
+    for (onnx::AttributeProto& a : *n.mutable_attribute()) {
+      if (a.has_g()) rename_in(*a.mutable_g(), names);
+      for (onnx::GraphProto& sub : *a.mutable_graphs()) rename_in(sub, names);
+    }
+  }
+  for (onnx::ValueInfoProto& out : *g.mutable_output()) renamed(out.mutable_name());
+}
+
+// Replaces each If node whose condition is known at load time by the nodes of the branch it takes, the
+// branch's own names prefixed with the If node's so they cannot clash with the outer graph's, and an
+// Identity per output. Repeats until no If is left, so a condition computed from a folded branch folds
+// too. An If whose condition depends on the model's inputs is refused. True when any If was folded.
+bool fold_if_nodes(onnx::GraphProto& g, const std::string& name, int64_t opset) {
+  for (bool folded = false;; folded = true) {
+    int index = -1;
+    for (int i = 0; i < g.node_size() && index < 0; ++i)
+      if (g.node(i).op_type() == "If" && is_default_domain(g.node(i))) index = i;
+    if (index < 0) return folded;
+    const onnx::NodeProto node = g.node(index);
+    const std::string where = name + ": " + where_of(node, index, opset);
+    const std::optional<Tensor> condition =
+        node.input_size() == 1 ? LoadTimeValues(g, opset).value(node.input(0)) : std::nullopt;
+    if (!condition)
+      throw Error(where + ": the condition '" + (node.input_size() ? node.input(0) : std::string()) +
+                  "' is not known at load time (it depends on the model's inputs); sieve runs an If only "
+                  "when its condition is a constant or folds to one");
+    if (condition->size() != 1)
+      throw Error(where + ": the condition has " + std::to_string(condition->size()) + " elements, not one");
+    const std::string branch_name = (*condition)[0] != 0.0f ? "then_branch" : "else_branch";
+    onnx::GraphProto branch;
+    bool found = false;
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.name() == branch_name && a.has_g()) {
+        branch = a.g();
+        found = true;
+      }
+    }
+    if (!found) throw Error(where + ": attribute '" + branch_name + "' is missing");
+    if (branch.output_size() != node.output_size())
+      throw Error(where + ": " + branch_name + " has " + std::to_string(branch.output_size()) +
+                  " outputs, the node " + std::to_string(node.output_size()));
+
+    // Names the branch defines get the prefix; names it reads from the outer graph keep theirs.
+    const std::string prefix = (node.name().empty() ? "If_" + std::to_string(index) : node.name()) + "/";
+    std::map<std::string, std::string> names;
+    for (const onnx::TensorProto& init : branch.initializer()) names[init.name()] = prefix + init.name();
+    for (const onnx::NodeProto& n : branch.node())
+      for (const std::string& out : n.output())
+        if (!out.empty()) names[out] = prefix + out;
+    rename_in(branch, names);
+    for (onnx::TensorProto init : branch.initializer()) {
+      init.set_name(names.at(init.name()));
+      *g.add_initializer() = init;
+    }
+    std::vector<onnx::NodeProto> inlined(branch.node().begin(), branch.node().end());
+    for (int k = 0; k < node.output_size(); ++k) {
+      if (node.output(k).empty()) continue;
+      onnx::NodeProto identity;
+      identity.set_op_type("Identity");
+      identity.set_name(prefix + "output_" + std::to_string(k));
+      identity.add_input(branch.output(k).name());
+      identity.add_output(node.output(k));
+      inlined.push_back(identity);
+    }
+    std::vector<onnx::NodeProto> nodes(g.node().begin(), g.node().end());
+    nodes.erase(nodes.begin() + index);
+    nodes.insert(nodes.begin() + index, inlined.begin(), inlined.end());
+    g.clear_node();
+    for (onnx::NodeProto& n : nodes) *g.add_node() = std::move(n);
+  }
+}
 
 // The ONNX checker and shape inference, whose findings name the file.
 void check_and_infer_shapes(onnx::ModelProto& model, const std::string& name) {
@@ -257,6 +428,8 @@ ImportResult import_model(std::string_view bytes, const std::string& name) {
       model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
   report.opset = default_opset(model, name);
   check_and_infer_shapes(model, name);
+  // Inlined branches get their shapes inferred with the rest of the graph.
+  if (fold_if_nodes(*model.mutable_graph(), name, report.opset)) check_and_infer_shapes(model, name);
 
   Builder builder{model.graph(), name, result, {}};
   add_initializers_and_inputs(builder);

@@ -52,5 +52,9 @@ std::unique_ptr<Op> make_slice(const OpSpec& spec);
 std::unique_ptr<Op> make_range(const OpSpec& spec);
 std::unique_ptr<Op> make_where(const OpSpec& spec);
 std::unique_ptr<Op> make_expand(const OpSpec& spec);
+// Recurrent cells (recurrent.cpp).
+std::unique_ptr<Op> make_lstm(const OpSpec& spec);
+std::unique_ptr<Op> make_gru(const OpSpec& spec);
+std::unique_ptr<Op> make_rnn(const OpSpec& spec);
 
 }  // namespace sieve::ops

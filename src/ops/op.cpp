@@ -29,6 +29,8 @@ std::string_view role_name(OpRole role) {
       return "normalization";
     case OpRole::shape_only:
       return "shape only";
+    case OpRole::recurrent:
+      return "recurrent cell";
   }
   throw Error("unknown op role");
 }

@@ -13,7 +13,7 @@ namespace {
 
 using Factory = std::unique_ptr<Op> (*)(const OpSpec&);
 
-// Layers: linear maps, pooling, normalization.
+// Layers: linear maps, pooling, normalization, recurrent cells.
 std::vector<std::pair<std::string, Factory>> layer_ops() {
   return {
       {"Conv", ops::make_conv},
@@ -27,6 +27,9 @@ std::vector<std::pair<std::string, Factory>> layer_ops() {
       {"BatchNormalization", ops::make_batch_normalization},
       {"LayerNormalization", ops::make_layer_normalization},
       {"InstanceNormalization", ops::make_instance_normalization},
+      {"LSTM", ops::make_lstm},
+      {"GRU", ops::make_gru},
+      {"RNN", ops::make_rnn},
   };
 }
 
@@ -152,6 +155,10 @@ std::vector<int64_t> Attributes::get_ints(const std::string& name,
 std::vector<float> Attributes::get_floats(const std::string& name, const std::vector<float>& fallback) const {
   const auto* v = find<std::vector<float>>(name);
   return v ? *v : fallback;
+}
+std::vector<std::string> Attributes::get_strings(const std::string& name) const {
+  const auto* v = find<std::vector<std::string>>(name);
+  return v ? *v : std::vector<std::string>{};
 }
 Tensor Attributes::get_tensor(const std::string& name) const {
   const Tensor* v = find<Tensor>(name);

@@ -111,6 +111,16 @@ INSTANTIATE_TEST_SUITE_P(
         ModelCase{"cnn_constants_opset9", "", {"folded BatchNormalization"}}),
     [](const auto& info) { return info.param.name; });
 
+// Recurrent classifiers (tools/make_recurrent_models.py): an LSTM, a bidirectional GRU and a two-layer RNN
+// between the Transposes PyTorch writes for batch_first, over T = 5 steps. Each step's pre-activations are
+// dot products of I + H + 2 ≤ 9 terms fed by the previous step, so an output carries T·9 + 8 = 53 rounded
+// fan-in terms per layer (106 for the two-layer RNN): τ ≤ 106u = 6.3e-6, inside tol = 1e-4.
+INSTANTIATE_TEST_SUITE_P(Recurrent, ExportedModels,
+                         ::testing::Values(ModelCase{"lstm_classifier", "", {}},
+                                           ModelCase{"bigru_classifier", "", {}},
+                                           ModelCase{"rnn_classifier", "", {}}),
+                         [](const auto& info) { return info.param.name; });
+
 TEST(ExportedModels, FoldsEveryBatchNormalization) {
   for (const char* name : {"resnet_small", "mobilenet_small", "mobilenet_v3", "cnn_constants_opset9"}) {
     const Model model = Model::load(kModels + name + ".onnx");

@@ -3,9 +3,9 @@
 //
 // Models of any opset are run: the operator semantics sieve implements cover the older forms too.
 //
-// Protocol: integer and boolean inputs of a test (shapes, axes, indices, pads, conditions) are
-// parameters, not data, so they are moved into the model's initializers before loading; float32 inputs
-// stay model inputs. Canonicalization is switched off so each operator is tested as written.
+// Protocol: integer and boolean inputs of a test (shapes, axes, indices, pads, sequence lengths, If
+// conditions) are parameters, not data, so they are moved into the model's initializers before loading;
+// float32 inputs stay model inputs. Canonicalization is switched off so each operator is tested as written.
 
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
@@ -89,7 +89,9 @@ Outcome run_case(const fs::path& dir) {
   std::set<std::string> ops;
   for (const auto& n : model.graph().node()) {
     if (n.op_type() == "Constant") continue;
-    if (!is_supported_op(n.op_type()) || !(n.domain().empty() || n.domain() == "ai.onnx"))
+    // If is not an op of the graph: the importer folds it into the branch its load-time condition takes.
+    const bool supported = is_supported_op(n.op_type()) || n.op_type() == "If";
+    if (!supported || !(n.domain().empty() || n.domain() == "ai.onnx"))
       return {Outcome::not_supported_op, n.op_type()};
     ops.insert(n.op_type());
   }
@@ -132,10 +134,24 @@ Outcome run_case(const fs::path& dir) {
   const bool all_exact =
       std::all_of(ops.begin(), ops.end(), [](const std::string& op) { return exact.count(op) != 0; });
   // Input positions that hold integer parameters (axes, sizes, repeats, split sizes), never data.
-  static const std::map<std::string, std::set<int>> parameter_positions = {
-      {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"ReduceMax", {1}},      {"ReduceMin", {1}}, {"ReduceL2", {1}},
-      {"Resize", {3}},    {"Split", {1}},      {"Tile", {1}},           {"Expand", {1}},    {"Reshape", {1}},
-      {"Squeeze", {1}},   {"Unsqueeze", {1}},  {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 3}}};
+  static const std::map<std::string, std::set<int>> parameter_positions = {{"ReduceSum", {1}},
+                                                                           {"ReduceMean", {1}},
+                                                                           {"ReduceMax", {1}},
+                                                                           {"ReduceMin", {1}},
+                                                                           {"ReduceL2", {1}},
+                                                                           {"Resize", {3}},
+                                                                           {"Split", {1}},
+                                                                           {"Tile", {1}},
+                                                                           {"Expand", {1}},
+                                                                           {"Reshape", {1}},
+                                                                           {"Squeeze", {1}},
+                                                                           {"Unsqueeze", {1}},
+                                                                           {"Slice", {1, 2, 3, 4}},
+                                                                           {"Pad", {1, 3}},
+                                                                           {"LSTM", {4}},
+                                                                           {"GRU", {4}},
+                                                                           {"RNN", {4}},
+                                                                           {"If", {0}}};
   // True when every node reading graph input `name` reads it at a parameter position.
   auto only_parameter = [&](const std::string& name) {
     for (const auto& n : model.graph().node()) {

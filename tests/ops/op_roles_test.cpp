@@ -37,6 +37,7 @@ const std::map<std::string, OpRole>& expected_roles() {
       {"Flatten", OpRole::data_movement},
       {"Gather", OpRole::data_movement},
       {"Gelu", OpRole::nonmonotone_activation},
+      {"GRU", OpRole::recurrent},
       {"Gemm", OpRole::linear},
       {"GlobalAveragePool", OpRole::linear},
       {"GlobalMaxPool", OpRole::max_selection},
@@ -46,6 +47,7 @@ const std::map<std::string, OpRole>& expected_roles() {
       {"HardSwish", OpRole::nonmonotone_activation},
       {"Identity", OpRole::data_movement},
       {"InstanceNormalization", OpRole::normalization},
+      {"LSTM", OpRole::recurrent},
       {"LayerNormalization", OpRole::normalization},
       {"LeakyRelu", OpRole::monotone_activation},
       {"Less", OpRole::shape_only},
@@ -64,6 +66,7 @@ const std::map<std::string, OpRole>& expected_roles() {
       {"PRelu", OpRole::monotone_activation},
       {"Pad", OpRole::data_movement},
       {"Pow", OpRole::nonmonotone_activation},
+      {"RNN", OpRole::recurrent},
       {"Range", OpRole::shape_only},
       {"Reciprocal", OpRole::nonmonotone_activation},
       {"ReduceL2", OpRole::normalization},
@@ -134,7 +137,10 @@ size_t input_count(const std::string& type) {
                                                     {"Or", 2},
                                                     {"Xor", 2},
                                                     {"LayerNormalization", 3},
-                                                    {"InstanceNormalization", 3}};
+                                                    {"InstanceNormalization", 3},
+                                                    {"LSTM", 3},
+                                                    {"GRU", 3},
+                                                    {"RNN", 3}};
   const auto it = counts.find(type);
   return it == counts.end() ? 1 : it->second;
 }

@@ -91,12 +91,14 @@ TEST(RelevanceTreatments, NodeWithoutTreatmentFailsAtSetUpWithAdviceThatWorks) {
 }
 
 // Roles without a treatment yet (normalization, also where LayerNorm was spelled out; non-monotone
-// activations such as MobileNetV3's HardSwish) are refused the same way, and the gradient still runs
-// through them.
-TEST(RelevanceTreatments, NormalizationAndNonMonotoneActivationsAreRefusedAtSetUp) {
+// activations such as MobileNetV3's HardSwish; recurrent cells) are refused the same way, and the
+// gradient still runs through them.
+TEST(RelevanceTreatments, RolesWithoutTreatmentAreRefusedAtSetUp) {
   for (const auto& [name, role] : {std::pair<std::string, std::string>{"vit_tiny_opset17", "normalization"},
                                    {"vit_tiny", "normalization"},
-                                   {"mobilenet_v3", "non-monotone activation"}}) {
+                                   {"mobilenet_v3", "non-monotone activation"},
+                                   {"bigru_classifier", "recurrent cell"},
+                                   {"rnn_classifier", "recurrent cell"}}) {
     SCOPED_TRACE(name);
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
     std::string message;
