@@ -65,12 +65,13 @@ const CompositeAnalyzer::Plan& CompositeAnalyzer::plan_for(const Model& model, P
   return scratch;
 }
 
-// The first composite entry matching node n. Linear nodes take any rule; other nodes only `gradient`.
-// `layers` are the layer nodes on the path, numbered as the predicates count them.
+// The first composite entry matching node n. Linear and recurrent nodes (whose cells hold linear maps)
+// take any rule; other nodes only `gradient`. `layers` are the layer nodes on the path, numbered as the
+// predicates count them.
 const LinearRule* CompositeAnalyzer::matching_rule(const Graph& graph, size_t n, OpRole role,
                                                    const std::vector<size_t>& layers) const {
   const auto& nodes = graph.nodes();
-  const bool linear = role == OpRole::linear;
+  const bool linear = role == OpRole::linear || role == OpRole::recurrent;
   const auto at = std::find(layers.begin(), layers.end(), n);
   const int64_t index = at == layers.end() ? -1 : at - layers.begin();
   for (const CompositeEntry& e : composite_.entries) {
@@ -113,10 +114,13 @@ CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
   // Every node between a model input and an output gets its treatment, whichever input is explained
   // (or the embedding lookup of token ids) and whichever output is the target.
   const std::vector<bool> on_path = nodes_between(graph, graph.inputs, graph.outputs);
-  // Layers (Conv, ConvTranspose, Gemm, MatMul with constant parameters) are what composites number.
+  // Layers (Conv, ConvTranspose, Gemm, MatMul with constant parameters, recurrent cells) are what
+  // composites number.
   std::vector<size_t> layers;
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (on_path[n] && graph.role(nodes[n]) == OpRole::linear && nodes[n].op->as_linear()->is_layer())
+    const OpRole role = graph.role(nodes[n]);
+    if (on_path[n] &&
+        ((role == OpRole::linear && nodes[n].op->as_linear()->is_layer()) || role == OpRole::recurrent))
       layers.push_back(n);
   }
   Plan plan;
@@ -204,11 +208,13 @@ namespace {
 
 const MethodParameter kMaxpool{"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"};
 const MethodParameter kLogOdds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
+const MethodParameter kLstm{"lstm", "all",
+                            "LSTM products (book ch. 11): all (signal-take-all), prop, abs or half"};
 
 }  // namespace
 
 const std::vector<MethodParameter>& shared_relevance_parameters() {
-  static const std::vector<MethodParameter> shared{kMaxpool, kLogOdds};
+  static const std::vector<MethodParameter> shared{kMaxpool, kLogOdds, kLstm};
   return shared;
 }
 
@@ -218,6 +224,7 @@ std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset,
   RelevanceOptions options;
   options.maxpool_average = p.choice(kMaxpool.name, kMaxpool.default_value, {"max", "avg"}) == "avg";
   options.log_odds = p.integer(kLogOdds.name, parse_integer(kLogOdds.default_value).value(), 0, 1) != 0;
+  options.lstm_products = p.choice(kLstm.name, kLstm.default_value, {"all", "prop", "abs", "half"});
   std::map<std::string, std::string> values;
   for (const MethodParameter& d : preset.parameters) values[d.name] = p.text(d.name, d.default_value);
   if (values.count("low") && values["low"].empty() != values["high"].empty())

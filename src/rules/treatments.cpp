@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "rules/recurrent_treatment.hpp"
 #include "sieve/error.hpp"
 
 namespace sieve::rules {
@@ -265,6 +266,7 @@ const std::map<OpRole, TreatmentFactory>& relevance_treatments() {
       {OpRole::product,
        [](const TreatmentRequest&) { return std::make_unique<ProportionalTreatment>(0.5f); }},
       {OpRole::max_selection, max_selection_treatment},
+      {OpRole::recurrent, recurrent_treatment},
       {OpRole::data_movement, [](const TreatmentRequest&) { return routed_treatment("routed (gradient)"); }},
       {OpRole::shape_only, [](const TreatmentRequest&) { return routed_treatment("routed (gradient)"); }},
   };

@@ -21,6 +21,8 @@ namespace sieve::rules {
 struct RelevanceOptions {
   bool maxpool_average = false;  // max-pooling as average pooling instead of winner-take-all
   bool log_odds = false;         // explain the log-odds of the target instead of its logit
+  // How an LSTM's products gate ⊙ signal split relevance (book Table 11.1): all, prop, abs or half.
+  std::string lstm_products = "all";
 };
 
 // What a backward mapping may read beyond the node's forward values.
