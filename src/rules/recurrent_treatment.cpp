@@ -52,6 +52,8 @@ class LstmTreatment : public Treatment {
   BackwardMapping mapping(const MappingContext&) const override {
     return [this](const Node& node, const VjpArgs& a) { return relevance(node, a); };
   }
+  // Layout 0 is time-major: Y [T, D, N, H], Y_h and Y_c [D, N, H], X [T, N, I], initial states [D, N, H].
+  int64_t sample_axis(bool output, size_t index) const override { return output && index == 0 ? 2 : 1; }
 
  private:
   // The gate's share of R_p = gate ⊙ signal by Table 11.1, from the pre-activations z_g and z_s.

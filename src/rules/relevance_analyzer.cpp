@@ -13,28 +13,41 @@
 namespace sieve::rules {
 namespace {
 
-// Per-sample sums of a tensor [N, ...].
-std::vector<double> sample_sums(const Tensor& t) {
-  const int64_t n = t.rank() > 0 ? t.dim(0) : 1, per = n == 0 ? 0 : t.size() / n;
+// Per-sample sums of a tensor whose samples run along `axis`.
+std::vector<double> sample_sums(const Tensor& t, int64_t axis) {
+  if (t.rank() == 0) return {t.size() > 0 ? static_cast<double>(t[0]) : 0.0};
+  const int64_t n = t.dim(axis);
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  const int64_t outer = n * inner == 0 ? 0 : t.size() / (n * inner);
   std::vector<double> sums(static_cast<size_t>(n), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0.0;
-    for (int64_t j = 0; j < per; ++j) s += t[i * per + j];
-    sums[static_cast<size_t>(i)] = s;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0.0;
+      for (int64_t j = 0; j < inner; ++j) s += t[(o * n + i) * inner + j];
+      sums[static_cast<size_t>(i)] += s;
+    }
   }
   return sums;
 }
 
-// Records Σ R per sample before and after `inner`.
-BackwardMapping with_conservation(BackwardMapping inner, size_t n,
+// Records Σ R per sample before and after `inner`, over every output relevance arrives at (an LSTM's Y,
+// Y_h and Y_c).
+BackwardMapping with_conservation(BackwardMapping inner, const Treatment& treatment, size_t n,
                                   std::vector<LayerRelevance>* conservation) {
-  return [inner = std::move(inner), conservation, n](const Node& node, const VjpArgs& a) {
+  return [inner = std::move(inner), &treatment, conservation, n](const Node& node, const VjpArgs& a) {
     std::vector<Tensor> back = inner(node, a);
-    LayerRelevance layer{n, node.name, node.spec.op_type, {}, sample_sums(a.grad_outputs[0])};
+    LayerRelevance layer{n, node.name, node.spec.op_type, {}, {}};
+    for (size_t o = 0; o < a.grad_outputs.size(); ++o) {
+      if (a.grad_outputs[o].empty()) continue;
+      const std::vector<double> s = sample_sums(a.grad_outputs[o], treatment.sample_axis(true, o));
+      layer.output_sum.resize(std::max(layer.output_sum.size(), s.size()), 0.0);
+      for (size_t k = 0; k < s.size(); ++k) layer.output_sum[k] += s[k];
+    }
     layer.input_sum.assign(layer.output_sum.size(), 0.0);
     for (size_t i = 0; i < back.size(); ++i) {
       if (back[i].empty() || i >= a.wanted.size() || !a.wanted[i]) continue;
-      const std::vector<double> s = sample_sums(back[i]);
+      const std::vector<double> s = sample_sums(back[i], treatment.sample_axis(false, i));
       for (size_t k = 0; k < s.size() && k < layer.input_sum.size(); ++k) layer.input_sum[k] += s[k];
     }
     conservation->push_back(std::move(layer));
@@ -199,7 +212,7 @@ Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const Target& target,
     if (treatment == nullptr) continue;
     mappings[n] = treatment->mapping(context);
     if (mappings[n] && conservation != nullptr && treatment->moves_relevance())
-      mappings[n] = with_conservation(std::move(mappings[n]), n, conservation);
+      mappings[n] = with_conservation(std::move(mappings[n]), *treatment, n, conservation);
   }
   return pass.reverse(seed, [&](size_t n) { return mappings[n] ? &mappings[n] : nullptr; });
 }
@@ -271,8 +284,9 @@ ConservationReport conservation_report(const RelevanceAnalyzer& analyzer, const 
           report.layers[k].output_sum[0] += layers[k].output_sum[i];
         }
       }
-      for (size_t i = 0; i < rows; ++i)
-        logit_sum += pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]];
+      // Per sample the output holds `per` values: classes, or one (a regression like the toy LSTMs').
+      const int64_t per = pass.output().size() / std::max<int64_t>(pass.output().dim(0), 1);
+      for (size_t i = 0; i < rows; ++i) logit_sum += pass.output()[static_cast<int64_t>(i) * per + t[i]];
       report.explanations += rows;
     }
   });

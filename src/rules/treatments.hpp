@@ -41,6 +41,8 @@ class Treatment {
   virtual BackwardMapping mapping(const MappingContext& context) const = 0;
   // False when relevance passes unchanged, so a conservation report skips the node.
   virtual bool moves_relevance() const { return true; }
+  // The axis the samples of the node's output or input `index` run along, for a conservation report.
+  virtual int64_t sample_axis(bool /*output*/, size_t /*index*/) const { return 0; }
 };
 
 // What a treatment is chosen from.

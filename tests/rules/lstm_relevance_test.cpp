@@ -144,6 +144,42 @@ TEST(LstmRelevance, ConservesTheLogitWithBiasesZeroed) {
   }
 }
 
+// --conservation sums the cell's time-major tensors per sample (Y [T, 1, N, H], Y_h [1, N, H], X [T, N, I])
+// and counts relevance at every output: on lstm_classifier it arrives at Y_h, on the toy model at Y, whose
+// output is one value per sample. What enters the LSTM is what leaves the head (only Gather, Squeeze and
+// Transpose between them), and what leaves it is the explanation's sum. One batch holds all samples, so
+// the report's passes compute the same float32 values as the direct one and only the order of the
+// double sums differs: 1e-9 of Σ|R| is far above that.
+TEST(LstmRelevance, ConservationReportSumsTheCellPerSample) {
+  for (const auto& [name, input] :
+       {std::pair<std::string, std::string>{"lstm_classifier", "lstm_classifier_input"},
+        {"lstm_toy_add_0", "lstm_toy_add_input_T13"}}) {
+    SCOPED_TRACE(name);
+    const Model model = Model::load(kModels + name + ".onnx");
+    const Tensor x = load(input);
+    const auto analyzer = create_analyzer(MethodSpec::parse("lrp.epsilon:epsilon=1e-9"));
+    std::vector<Tensor> samples;
+    for (int64_t i = 0; i < x.dim(0); ++i) samples.push_back(batch_row(x, i));
+    const ConservationReport report = conservation_report(dynamic_cast<const RelevanceAnalyzer&>(*analyzer),
+                                                          model, samples, TargetSelection(), x.dim(0));
+    const Tensor r = toy_relevance(model, "lrp.epsilon:epsilon=1e-9", x);
+    double total = 0.0, magnitude = 0.0;
+    for (float v : r.values()) total += v, magnitude += std::abs(v);
+    const double n = static_cast<double>(x.dim(0));
+    const LayerRelevance* lstm = nullptr;
+    const LayerRelevance* head = nullptr;
+    for (const LayerRelevance& layer : report.layers) {
+      if (layer.op_type == "LSTM") lstm = &layer;
+      if (layer.op_type == "Gemm" || layer.op_type == "MatMul") head = &layer;
+    }
+    ASSERT_NE(lstm, nullptr);
+    ASSERT_NE(head, nullptr);
+    EXPECT_NE(lstm->output_sum[0], 0.0);
+    EXPECT_NEAR(lstm->output_sum[0], head->input_sum[0], 1e-9 * std::abs(head->input_sum[0]));
+    EXPECT_NEAR(lstm->input_sum[0], total / n, 1e-9 * magnitude / n);
+  }
+}
+
 // Table 11.2's statistics of one model on one test slice: ρ(n_a, R_a), ρ(n_b, R_b) and
 // E[(|R_a| + |R_b|) / Σ_t |R_t|], R_t the relevance of step t summed over its two features.
 struct Fidelity {
