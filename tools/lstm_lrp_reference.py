@@ -35,6 +35,10 @@ Written to tests/data/models/:
   h0 [N, 3], c0 [N, 3]; lstm_lrp_classifier_{x,h0,c0}.npy (N = 8, T = 6), _logits.npy (float64),
   _target.npy (the explained class: the largest logit, int64), and for each variant
   lstm_lrp_classifier_lrp_<variant>_{x,h0,c0}.npy at ε = 0.01 (rules above, same ε everywhere).
+- lstm_lrp_bidirectional.onnx: a bidirectional LSTM (4 features, 3 hidden units per direction) whose two
+  final hidden states, concatenated, feed a Gemm to 3 classes; zero initial states; random weights;
+  lstm_lrp_bidirectional_x.npy [8, 6, 4], _logits.npy, and lstm_lrp_bidirectional_lrp_<variant>.npy,
+  R of x for the largest logit at ε = 0.01.
 It prints Table 11.2 over the committed toy models on the full test sets (2500 sequences, T ∈ {13, 14})
 and on the committed slice of them (200 sequences) that sieve's test measures.
 
@@ -61,21 +65,29 @@ def stabilized(z, eps):
 
 
 class Lstm:
-    """The ONNX LSTM node of a model and the linear layer after its last step, as float64 tensors."""
+    """The ONNX LSTM node of a model (forward, reverse or bidirectional) and the linear layer on the
+    final hidden states of its directions (concatenated), as float64 tensors."""
 
     def __init__(self, path):
         graph = onnx.load(path).graph
         constants = {t.name: torch.tensor(onnx.numpy_helper.to_array(t), dtype=torch.float64) for t in graph.initializer}
         lstm = next(n for n in graph.node if n.op_type == "LSTM")
         attributes = {a.name: onnx.helper.get_attribute_value(a) for a in lstm.attribute}
-        assert attributes.get("direction", b"forward") == b"forward" and "activations" not in attributes
-        w, r, b = (constants[name][0] for name in lstm.input[1:4])
-        hidden = r.shape[1]
+        assert "activations" not in attributes and attributes.get("layout", 0) == 0
+        direction = attributes.get("direction", b"forward").decode()
+        w_all, r_all, b_all = (constants[name] for name in lstm.input[1:4])
+        hidden = r_all.shape[2]
         # ONNX order i, o, f, c; kept as named blocks so the rules below read like the book.
         order = ("i", "o", "f", "c")
-        self.w = {g: w[k * hidden:(k + 1) * hidden] for k, g in enumerate(order)}
-        self.r = {g: r[k * hidden:(k + 1) * hidden] for k, g in enumerate(order)}
-        self.b = {g: b[k * hidden:(k + 1) * hidden] + b[(4 + k) * hidden:(5 + k) * hidden] for k, g in enumerate(order)}
+        self.directions = []
+        for d in range(w_all.shape[0]):
+            w, r, b = w_all[d], r_all[d], b_all[d]
+            self.directions.append({
+                "reverse": direction == "reverse" or d == 1,
+                "w": {g: w[k * hidden:(k + 1) * hidden] for k, g in enumerate(order)},
+                "r": {g: r[k * hidden:(k + 1) * hidden] for k, g in enumerate(order)},
+                "b": {g: b[k * hidden:(k + 1) * hidden] + b[(4 + k) * hidden:(5 + k) * hidden]
+                      for k, g in enumerate(order)}})
         self.hidden = hidden
         head = next(n for n in graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in constants)
         weight = constants[head.input[1]]
@@ -89,22 +101,35 @@ class Lstm:
             self.head_b = next((constants[i] for n in adds for i in n.input if i in constants),
                                torch.zeros(weight.shape[1], dtype=torch.float64))
 
-    def forward(self, x, h0=None, c0=None):
-        """Logits [N, C] and the per-step values {name: [T] list of [N, H]} LRP needs."""
-        n, steps, _ = x.shape
-        h = torch.zeros(n, self.hidden, dtype=torch.float64) if h0 is None else h0
-        c = torch.zeros(n, self.hidden, dtype=torch.float64) if c0 is None else c0
-        trace = {k: [] for k in ("x", "h_prev", "c_prev", "z", "i", "o", "f", "g", "c", "h")}
-        for t in range(steps):
-            z = {k: x[:, t] @ self.w[k].T + h @ self.r[k].T + self.b[k] for k in self.w}
+    @staticmethod
+    def steps(direction, count):
+        """The time steps in processing order."""
+        return list(reversed(range(count))) if direction["reverse"] else list(range(count))
+
+    def run(self, direction, x, h, c):
+        """One direction over x: {name: [T] list of [N, H] by time step} and its final hidden state."""
+        trace = {k: [None] * x.shape[1] for k in ("x", "h_prev", "c_prev", "z", "i", "o", "f", "g", "c", "h")}
+        w, r, b = direction["w"], direction["r"], direction["b"]
+        for t in self.steps(direction, x.shape[1]):
+            z = {k: x[:, t] @ w[k].T + h @ r[k].T + b[k] for k in w}
             i, o, f, g = torch.sigmoid(z["i"]), torch.sigmoid(z["o"]), torch.sigmoid(z["f"]), torch.tanh(z["c"])
             for k, v in (("x", x[:, t]), ("h_prev", h), ("c_prev", c), ("z", z), ("i", i), ("o", o), ("f", f), ("g", g)):
-                trace[k].append(v)
+                trace[k][t] = v
             c = f * c + i * g
             h = o * torch.tanh(c)
-            trace["c"].append(c)
-            trace["h"].append(h)
-        return h @ self.head_w + self.head_b, trace
+            trace["c"][t], trace["h"][t] = c, h
+        return trace, h
+
+    def forward(self, x, h0=None, c0=None):
+        """Logits [N, C] and each direction's trace; h0, c0 [N, H] (one direction) or [D, N, H]."""
+        states = []
+        for d, direction in enumerate(self.directions):
+            zero = torch.zeros(x.shape[0], self.hidden, dtype=torch.float64)
+            h = zero if h0 is None else (h0 if h0.dim() == 2 else h0[d])
+            c = zero if c0 is None else (c0 if c0.dim() == 2 else c0[d])
+            states.append(self.run(direction, x, h, c))
+        features = torch.cat([final for _, final in states], dim=1)
+        return features @ self.head_w + self.head_b, [trace for trace, _ in states]
 
 
 def split_product(relevance, z_gate, z_signal, variant, eps):
@@ -123,34 +148,42 @@ def split_product(relevance, z_gate, z_signal, variant, eps):
 
 
 def lrp(model, x, targets, variant, eps, h0=None, c0=None, forget_product=True):
-    """Relevance of x [N, T, D], h0 and c0 [N, H] for the logits `targets` [N]. Without forget_product
-    f ⊙ c_{t-1} is signal-take-all under every variant (printed beside Table 11.2 for comparison)."""
-    logits, tr = model.forward(x, h0, c0)
+    """Relevance of x [N, T, D] and of the initial states ([N, H] for one direction, else [D, N, H]) for
+    the logits `targets` [N]. Without forget_product f ⊙ c_{t-1} is signal-take-all under every variant
+    (printed beside Table 11.2 for comparison)."""
+    logits, traces = model.forward(x, h0, c0)
     rows = torch.arange(x.shape[0])
     explained = logits[rows, targets]
-    h_last = tr["h"][-1]
-    contributions = h_last * model.head_w[:, targets].T
-    r_h = contributions / stabilized(explained, eps)[:, None] * explained[:, None]
-    r_c = torch.zeros_like(r_h)
+    finals = [tr["h"][model.steps(direction, x.shape[1])[-1]] for direction, tr in zip(model.directions, traces)]
+    contributions = torch.cat(finals, dim=1) * model.head_w[:, targets].T
+    r_head = contributions / stabilized(explained, eps)[:, None] * explained[:, None]
     r_x = torch.zeros_like(x)
-    for t in reversed(range(x.shape[1])):
-        z = tr["z"][t]
-        r_zo, r_state = split_product(r_h, z["o"], tr["c"][t], variant, eps)
-        r_c = r_c + r_state
-        denominator = stabilized(tr["c"][t], eps)
-        r_product = tr["i"][t] * tr["g"][t] / denominator * r_c
-        r_c_prev = tr["f"][t] * tr["c_prev"][t] / denominator * r_c
-        r_zi, r_zg = split_product(r_product, z["i"], z["c"], variant, eps)
-        r_zf = torch.zeros_like(r_h)
-        if forget_product:
-            r_zf, r_c_prev = split_product(r_c_prev, z["f"], tr["c_prev"][t], variant, eps)
-        r_h_prev = torch.zeros_like(r_h)
-        for gate, r_gate in (("i", r_zi), ("c", r_zg), ("o", r_zo), ("f", r_zf)):
-            ratio = r_gate / stabilized(z[gate], eps)
-            r_x[:, t] += tr["x"][t] * (ratio @ model.w[gate])
-            r_h_prev += tr["h_prev"][t] * (ratio @ model.r[gate])
-        r_h, r_c = r_h_prev, r_c_prev
-    return r_x, r_h, r_c
+    r_h0, r_c0 = [], []
+    for d, (direction, tr) in enumerate(zip(model.directions, traces)):
+        r_h = r_head[:, d * model.hidden:(d + 1) * model.hidden]
+        r_c = torch.zeros_like(r_h)
+        for t in reversed(model.steps(direction, x.shape[1])):
+            z = tr["z"][t]
+            r_zo, r_state = split_product(r_h, z["o"], tr["c"][t], variant, eps)
+            r_c = r_c + r_state
+            denominator = stabilized(tr["c"][t], eps)
+            r_product = tr["i"][t] * tr["g"][t] / denominator * r_c
+            r_c_prev = tr["f"][t] * tr["c_prev"][t] / denominator * r_c
+            r_zi, r_zg = split_product(r_product, z["i"], z["c"], variant, eps)
+            r_zf = torch.zeros_like(r_h)
+            if forget_product:
+                r_zf, r_c_prev = split_product(r_c_prev, z["f"], tr["c_prev"][t], variant, eps)
+            r_h_prev = torch.zeros_like(r_h)
+            for gate, r_gate in (("i", r_zi), ("c", r_zg), ("o", r_zo), ("f", r_zf)):
+                ratio = r_gate / stabilized(z[gate], eps)
+                r_x[:, t] += tr["x"][t] * (ratio @ direction["w"][gate])
+                r_h_prev += tr["h_prev"][t] * (ratio @ direction["r"][gate])
+            r_h, r_c = r_h_prev, r_c_prev
+        r_h0.append(r_h)
+        r_c0.append(r_c)
+    if len(model.directions) == 1:
+        return r_x, r_h0[0], r_c0[0]
+    return r_x, torch.stack(r_h0), torch.stack(r_c0)
 
 
 def gradient_x_input(model, x, targets):
@@ -321,12 +354,50 @@ def write_classifier_references():
     print("conservation with biases zeroed (ε = 1e-9): Σ R(x, h0, c0) = logit for", ", ".join(VARIANTS))
 
 
+class BidirectionalClassifier(nn.Module):
+    def __init__(self, features=4, hidden=3, classes=3):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return self.head(torch.cat([h_n[0], h_n[1]], dim=1))
+
+
+def write_bidirectional_references():
+    torch.manual_seed(7)
+    model = BidirectionalClassifier()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    model.eval()
+    x = torch.randn(8, 6, 4, generator=torch.Generator().manual_seed(8))
+    path = os.path.join(OUT, "lstm_lrp_bidirectional.onnx")
+    torch.onnx.export(model, x[:1], path, opset_version=13, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch", 1: "time"}, "logits": {0: "batch"}})
+    graph = onnx.load(path)
+    onnx.checker.check_model(graph)
+    assert any(n.op_type == "LSTM" for n in graph.graph.node)
+    np.save(os.path.join(OUT, "lstm_lrp_bidirectional_x.npy"), x.numpy())
+    with torch.no_grad():
+        logits = model.double()(x.double()).numpy()
+    np.save(os.path.join(OUT, "lstm_lrp_bidirectional_logits.npy"), logits)
+    reference = Lstm(path)
+    assert np.allclose(reference.forward(x.double())[0].numpy(), logits, atol=1e-12)
+    targets = torch.tensor(logits.argmax(1))
+    for v in VARIANTS:
+        r_x = lrp(reference, x.double(), targets, v, CLASSIFIER_EPSILON)[0]
+        np.save(os.path.join(OUT, f"lstm_lrp_bidirectional_lrp_{v}.npy"), r_x.numpy().astype(np.float32))
+
+
 def main():
     torch.set_num_threads(1)
     # The exporter's notes on LSTM batch sizes and constant shapes do not apply: batch and time are dynamic.
     warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
     write_toy_references()
     write_classifier_references()
+    write_bidirectional_references()
     table_11_2(test_set, "2500 test sequences, T ∈ {13, 14}", True)
     # What tests/rules/lstm_relevance_test.cpp measures in sieve on the committed slice.
     table_11_2(committed_slice, "the committed 200 test sequences (100 each of T = 13, 14)", False)

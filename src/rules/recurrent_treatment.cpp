@@ -72,83 +72,92 @@ class LstmTreatment : public Treatment {
   }
 
   static void check_cell(const Node& node, const ops::LstmTrace& trace) {
-    const ops::LstmDirectionTrace& d = trace.directions.at(0);
     using Kind = ops::CellActivation::Kind;
-    if (d.f.kind != Kind::sigmoid || d.g.kind != Kind::tanh || d.h.kind != Kind::tanh)
-      throw Error(node.spec.where() +
-                  ": the ch. 11 LSTM rules are defined for the default activations (Sigmoid, Tanh, Tanh)");
     if (trace.clip > 0.0f || trace.input_forget)
       throw Error(node.spec.where() + ": the ch. 11 LSTM rules do not cover clip or input_forget");
-    for (int64_t k = 0; k < d.peephole.size(); ++k) {
-      if (d.peephole[k] != 0.0f)
-        throw Error(node.spec.where() + ": the ch. 11 LSTM rules do not cover peephole connections (P)");
+    for (const ops::LstmDirectionTrace& d : trace.directions) {
+      if (d.f.kind != Kind::sigmoid || d.g.kind != Kind::tanh || d.h.kind != Kind::tanh)
+        throw Error(node.spec.where() +
+                    ": the ch. 11 LSTM rules are defined for the default activations (Sigmoid, Tanh, Tanh)");
+      for (int64_t k = 0; k < d.peephole.size(); ++k) {
+        if (d.peephole[k] != 0.0f)
+          throw Error(node.spec.where() + ": the ch. 11 LSTM rules do not cover peephole connections (P)");
+      }
     }
   }
 
-  // R of X, initial_h and initial_c from the relevance at Y [T, 1, N, H], Y_h and Y_c [1, N, H].
+  // R of X, initial_h and initial_c from the relevance at Y [T, D, N, H], Y_h and Y_c [D, N, H]; each
+  // direction walks its steps back against its processing order, and X collects both directions' shares.
   std::vector<Tensor> relevance(const Node& node, const VjpArgs& a) const {
     const ops::LstmTrace trace = ops::lstm_trace(*node.op, a.inputs);
     check_cell(node, trace);
-    const ops::LstmDirectionTrace& d = trace.directions[0];
     const int64_t batch = trace.x.dim(1), features = trace.x.dim(2);
     const int64_t hidden = trace.hidden_size, gates = 4 * hidden;
+    const auto directions = static_cast<int64_t>(trace.directions.size());
     const auto arriving = [&](size_t k) {
       return k < a.grad_outputs.size() && !a.grad_outputs[k].empty() ? a.grad_outputs[k].data() : nullptr;
     };
     const float *r_y = arriving(0), *r_y_h = arriving(1), *r_y_c = arriving(2);
-    Tensor r_x(trace.x.shape()), r_h0(Shape{1, batch, hidden}), r_c0(Shape{1, batch, hidden});
+    Tensor r_x(trace.x.shape()), r_h0(Shape{directions, batch, hidden}), r_c0(r_h0.shape());
     std::vector<float> r_h(static_cast<size_t>(hidden)), r_c(r_h), r_h_prev(r_h),
         ratio(static_cast<size_t>(gates));
-    for (int64_t n = 0; n < batch; ++n) {
-      for (int64_t j = 0; j < hidden; ++j) {
-        r_h[j] = r_y_h != nullptr ? r_y_h[n * hidden + j] : 0.0f;
-        r_c[j] = r_y_c != nullptr ? r_y_c[n * hidden + j] : 0.0f;
-      }
-      for (int64_t t = trace.sequence_lengths[static_cast<size_t>(n)]; t-- > 0;) {
-        const int64_t row = t * batch + n;
-        const float* z = d.gate_inputs.data() + row * gates;
-        const float* g = d.gates.data() + row * gates;
-        const float* c = d.cell.data() + row * hidden;
-        const float* c_prev =
-            t > 0 ? d.cell.data() + (row - batch) * hidden : d.initial_cell.data() + n * hidden;
-        const float* h_prev =
-            t > 0 ? d.hidden.data() + (row - batch) * hidden : d.initial_hidden.data() + n * hidden;
-        const float* x = trace.x.data() + row * features;
+    for (int64_t dir = 0; dir < directions; ++dir) {
+      const ops::LstmDirectionTrace& d = trace.directions[static_cast<size_t>(dir)];
+      for (int64_t n = 0; n < batch; ++n) {
+        const int64_t state = (dir * batch + n) * hidden;
         for (int64_t j = 0; j < hidden; ++j) {
-          if (r_y != nullptr) r_h[j] += r_y[row * hidden + j];
-          // h = o ⊙ tanh(c): the signal's pre-activation is c itself.
-          const float r_o = gate_share(r_h[j], z[output_gate * hidden + j], c[j]);
-          r_c[j] += r_h[j] - r_o;
-          // c = f ⊙ c_prev + i ⊙ g, split in proportion to the two terms.
-          const float per_c = r_c[j] / stabilized(c[j], epsilon_);
-          const float r_input = g[input_gate * hidden + j] * g[cell_input * hidden + j] * per_c;
-          const float r_kept = g[forget_gate * hidden + j] * c_prev[j] * per_c;
-          const float r_i = gate_share(r_input, z[input_gate * hidden + j], z[cell_input * hidden + j]);
-          const float r_f = gate_share(r_kept, z[forget_gate * hidden + j], c_prev[j]);
-          r_c[j] = r_kept - r_f;
-          const float to_gate[4] = {r_i, r_o, r_f, r_input - r_i};
-          for (int64_t k = 0; k < 4; ++k) {
-            const int64_t col = k * hidden + j;
-            ratio[col] = to_gate[k] / stabilized(z[col], epsilon_);
+          r_h[j] = r_y_h != nullptr ? r_y_h[state + j] : 0.0f;
+          r_c[j] = r_y_c != nullptr ? r_y_c[state + j] : 0.0f;
+        }
+        const int64_t length = trace.sequence_lengths[static_cast<size_t>(n)];
+        for (int64_t step = length; step-- > 0;) {
+          const int64_t t = d.reverse ? length - 1 - step : step;
+          const int64_t row = t * batch + n, previous = (d.reverse ? t + 1 : t - 1) * batch + n;
+          const float* z = d.gate_inputs.data() + row * gates;
+          const float* g = d.gates.data() + row * gates;
+          const float* c = d.cell.data() + row * hidden;
+          const float* c_prev =
+              step > 0 ? d.cell.data() + previous * hidden : d.initial_cell.data() + n * hidden;
+          const float* h_prev =
+              step > 0 ? d.hidden.data() + previous * hidden : d.initial_hidden.data() + n * hidden;
+          const float* x = trace.x.data() + row * features;
+          const float* r_y_t = r_y != nullptr ? r_y + ((t * directions + dir) * batch + n) * hidden : nullptr;
+          for (int64_t j = 0; j < hidden; ++j) {
+            if (r_y_t != nullptr) r_h[j] += r_y_t[j];
+            // h = o ⊙ tanh(c): the signal's pre-activation is c itself.
+            const float r_o = gate_share(r_h[j], z[output_gate * hidden + j], c[j]);
+            r_c[j] += r_h[j] - r_o;
+            // c = f ⊙ c_prev + i ⊙ g, split in proportion to the two terms.
+            const float per_c = r_c[j] / stabilized(c[j], epsilon_);
+            const float r_input = g[input_gate * hidden + j] * g[cell_input * hidden + j] * per_c;
+            const float r_kept = g[forget_gate * hidden + j] * c_prev[j] * per_c;
+            const float r_i = gate_share(r_input, z[input_gate * hidden + j], z[cell_input * hidden + j]);
+            const float r_f = gate_share(r_kept, z[forget_gate * hidden + j], c_prev[j]);
+            r_c[j] = r_kept - r_f;
+            const float to_gate[4] = {r_i, r_o, r_f, r_input - r_i};
+            for (int64_t k = 0; k < 4; ++k) {
+              const int64_t col = k * hidden + j;
+              ratio[col] = to_gate[k] / stabilized(z[col], epsilon_);
+            }
           }
-        }
-        // The linear maps z = W x + R h_prev + b: x and h_prev take their contributions' shares.
-        float* rx = r_x.data() + row * features;
-        for (int64_t i = 0; i < features; ++i) {
-          float s = 0.0f;
-          for (int64_t k = 0; k < gates; ++k) s += ratio[k] * d.w[k * features + i];
-          rx[i] = x[i] * s;
+          // The linear maps z = W x + R h_prev + b: x and h_prev take their contributions' shares.
+          float* rx = r_x.data() + row * features;
+          for (int64_t i = 0; i < features; ++i) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < gates; ++k) s += ratio[k] * d.w[k * features + i];
+            rx[i] += x[i] * s;
+          }
+          for (int64_t j = 0; j < hidden; ++j) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < gates; ++k) s += ratio[k] * d.r[k * hidden + j];
+            r_h_prev[j] = h_prev[j] * s;
+          }
+          r_h.swap(r_h_prev);
         }
         for (int64_t j = 0; j < hidden; ++j) {
-          float s = 0.0f;
-          for (int64_t k = 0; k < gates; ++k) s += ratio[k] * d.r[k * hidden + j];
-          r_h_prev[j] = h_prev[j] * s;
+          r_h0[state + j] = r_h[j];
+          r_c0[state + j] = r_c[j];
         }
-        r_h.swap(r_h_prev);
-      }
-      for (int64_t j = 0; j < hidden; ++j) {
-        r_h0[n * hidden + j] = r_h[j];
-        r_c0[n * hidden + j] = r_c[j];
       }
     }
     std::vector<Tensor> back(a.inputs.size());
@@ -186,11 +195,7 @@ std::unique_ptr<Treatment> recurrent_treatment(const TreatmentRequest& r) {
                 ": a recurrent cell op has no relevance treatment but the LSTM's (book ch. 11); to pass "
                 "relevance through its gradient instead, add the rule --rule name=" +
                 r.node.name + ":gradient");
-  const Attributes& attributes = r.node.spec.attributes;
-  if (attributes.get_string("direction", "forward") != "forward")
-    throw Error(r.node.spec.where() + ": the LSTM relevance treatment covers the forward direction, not " +
-                attributes.get_string("direction", "forward"));
-  if (attributes.get_int("layout", 0) != 0)
+  if (r.node.spec.attributes.get_int("layout", 0) != 0)
     throw Error(r.node.spec.where() + ": the LSTM relevance treatment covers layout 0 ([seq, batch, ·])");
   return std::make_unique<LstmTreatment>(r.options.lstm_products, linear_map_epsilon(r));
 }

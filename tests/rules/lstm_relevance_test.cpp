@@ -1,5 +1,6 @@
 // The LSTM rules of the book's ch. 11 (lstm=all|prop|abs|half on every relevance method) on models
-// exported from PyTorch: per input against the float64 reference of tools/lstm_lrp_reference.py,
+// exported from PyTorch (one direction and bidirectional): per input against the float64 reference of
+// tools/lstm_lrp_reference.py,
 // conservation with biases zeroed, the ordering of the book's Table 11.2 on the toy models of
 // tools/train_lstm_toy.py, and the refusals of what the rules do not cover.
 
@@ -24,7 +25,7 @@ Tensor load(const std::string& name) {
   return read_npy(kModels + name + ".npy");
 }
 
-// R of a single-input model's first output (the toy models' only value per sample).
+// R of a single-input model's first output (the toy models' only value per sample, else the largest logit).
 Tensor toy_relevance(const Model& model, const std::string& method, const Tensor& x) {
   const auto analyzer = create_analyzer(MethodSpec::parse(method));
   const ForwardPass pass(model, x, analyzer->trace_values(model));
@@ -63,7 +64,8 @@ void expect_matches(const Tensor& got, const Tensor& want, double bound, const s
 // i·g / c and f·c_{t−1} / c at the accumulations, z_g / (z_g + z_s) under prop), each off by the float32
 // rounding of its ≲ 8 terms (γ ≈ 8u) times the condition of the sum (Σ|terms| / |sum|): over T = 13
 // steps ≲ 39 · 8u = 1.9e-5 for sums that do not cancel. Measured: ≤ 7e-6 of the sample's largest value
-// except prop at ε = 0 on "add" (2.4e-5), whose z_g + z_s cancel; 1e-4 leaves a factor 4 over that.
+// except under prop, whose z_g + z_s cancel: 2.4e-5 on "add" at ε = 0, 1.6e-5 on the bidirectional
+// model; 1e-4 leaves a factor 4 over those.
 constexpr double kReferenceBound = 1e-4;
 
 class ToyReference : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
@@ -107,6 +109,21 @@ TEST_P(ClassifierReference, MatchesTheFloat64ReferenceAtEveryInput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Lstm, ClassifierReference, ::testing::ValuesIn(kVariants),
+                         [](const auto& info) { return info.param; });
+
+class BidirectionalReference : public ::testing::TestWithParam<std::string> {};
+
+// Both directions of a bidirectional LSTM, the reverse one walked back from t = 0, their shares of each
+// step added; ε = 0.01 as on the classifier.
+TEST_P(BidirectionalReference, MatchesTheFloat64Reference) {
+  const std::string& variant = GetParam();
+  const Model model = Model::load(kModels + "lstm_lrp_bidirectional.onnx");
+  const Tensor r =
+      toy_relevance(model, "lrp.epsilon:epsilon=0.01,lstm=" + variant, load("lstm_lrp_bidirectional_x"));
+  expect_matches(r, load("lstm_lrp_bidirectional_lrp_" + variant), kReferenceBound, variant);
+}
+
+INSTANTIATE_TEST_SUITE_P(Lstm, BidirectionalReference, ::testing::ValuesIn(kVariants),
                          [](const auto& info) { return info.param; });
 
 // Without biases every product rule hands the whole logit to x, h0 and c0 (book §11.3: the bias
