@@ -3,8 +3,9 @@
 sieve, from the weights of the exported ONNX files; and the book's Table 11.2 on the toy models of
 tools/train_lstm_toy.py.
 
-The ONNX LSTM (one direction, default activations, gate order i, o, f, c) is run step by step in
-float64. LRP walks it back through time (book §11.3):
+The ONNX LSTM (forward, reverse or bidirectional, default activations, gate order i, o, f, c) is run
+step by step in float64. LRP walks each direction back through time against its processing order
+(book §11.3), the shares of both directions adding up at each step of x:
 - linear maps, the four pre-activations z = W x_t + R h_{t-1} + b: the ε-rule
   R_j = Σ_s a_j w_js / (z_s + ε·sign z_s) · R_s; the bias keeps its share;
 - the three products gate ⊙ signal, i ⊙ g, f ⊙ c_{t-1} and o ⊙ tanh(c_t), by Table 11.1 on the
