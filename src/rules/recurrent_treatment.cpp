@@ -1,5 +1,6 @@
 // LRP through an LSTM node by the book's ch. 11 §11.3 (Arras et al.): the cell is recomputed step by
-// step and its relevance walked back from the last step to the first through three computations —
+// step and its relevance walked back against each direction's processing order through three
+// computations —
 // the linear maps to the gate pre-activations (ε-rule, the bias keeps its share), the products
 // gate ⊙ signal (Table 11.1) and the accumulation c_t = f ⊙ c_{t−1} + i ⊙ g (a proportional split).
 
