@@ -74,6 +74,13 @@ class Op {
   // True when the output is slices of input 0 along its first axis picked by the integer indices of
   // input 1 (Gather on axis 0): with a constant input 0, an embedding lookup, where token ids are explained.
   virtual bool is_table_lookup() const { return false; }
+  // True for activations whose output lies in [0, 1] and that architectures multiply other tensors with as
+  // gates (Sigmoid, HardSigmoid): relevance treats the other factor of such a product as the signal.
+  virtual bool is_gate() const { return false; }
+  // For normalization ops: the VJP with the op's divisor (the standard deviation of LayerNorm and
+  // InstanceNorm) held at its forward value, which makes the op linear in its input (the LN rule of
+  // relevance). Ops with no divisor to hold (ReduceL2, homogeneous of degree one) keep their own VJP.
+  virtual std::vector<Tensor> vjp_fixed_divisor(const VjpArgs& args) const { return vjp(args); }
   // True when forward_relu computes relu(forward(inputs)) in one pass, so an executor can fuse the op
   // with a Relu that is the only reader of its output.
   virtual bool fuses_relu() const { return false; }

@@ -42,7 +42,8 @@ struct Entry {
   Factory make;
 };
 
-// The relevance family: every method takes maxpool and logodds besides its own parameters.
+// The relevance family: every method takes the shared options (maxpool, logodds, norm, attention, activation,
+// gate, split_epsilon) besides its own parameters.
 std::vector<Entry> relevance_methods();
 
 // The gradient family (METHODS.md §2.1–2.3).

@@ -74,6 +74,7 @@ class ActivationOp : public Op {
     }
   }
   std::string_view type() const override { return type_; }
+  bool is_gate() const override { return function_ == Function::hard_sigmoid; }
   OpRole role(std::span<const bool>) const override {
     switch (function_) {
       case Function::hard_sigmoid:

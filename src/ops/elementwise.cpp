@@ -21,6 +21,7 @@ class UnaryOp : public Op {
   std::string_view type() const override { return type_; }
   OpRole role(std::span<const bool>) const override { return OpRole::monotone_activation; }
   bool is_relu() const override { return type_ == "Relu"; }
+  bool is_gate() const override { return type_ == "Sigmoid"; }
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
     expect_inputs(inputs, 1, 1, where_);
     const Tensor& x = inputs[0];

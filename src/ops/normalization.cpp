@@ -59,6 +59,22 @@ Tensor normalization_input_gradient(const Normalized& n, const Tensor& grad_x_ha
   return gx;
 }
 
+// x̄ = r·(ḡ − mean(ḡ)) per group: the input gradient with r = 1/σ held at its forward value, so only
+// the centring is differentiated (the LN rule of relevance, Ali et al. 2022).
+Tensor centred_input_gradient(const Normalized& n, const Tensor& grad_x_hat, int64_t groups, int64_t length) {
+  Tensor gx = Tensor::uninitialized(grad_x_hat.shape());
+#pragma omp parallel for if (gx.size() > kParallelThreshold)
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* pg = grad_x_hat.data() + g * length;
+    double sum = 0.0;
+    for (int64_t k = 0; k < length; ++k) sum += pg[k];
+    const double mean_g = sum / static_cast<double>(length), r = n.inverse_std[static_cast<size_t>(g)];
+    float* px = gx.data() + g * length;
+    for (int64_t k = 0; k < length; ++k) px[k] = static_cast<float>(r * (pg[k] - mean_g));
+  }
+  return gx;
+}
+
 // LayerNormalization (opset 17): normalizes over the axes from `axis` on; Scale and B broadcast to those
 // axes. The optional outputs Mean and InvStdDev have the normalized axes kept as 1.
 class LayerNormalizationOp : public Op {
@@ -104,17 +120,20 @@ class LayerNormalizationOp : public Op {
     const Tensor& x = a.inputs[0];
     const Layout l = layout(x.shape());
     const Normalized n = normalize_groups(x, l.groups, l.length, epsilon_);
-    const Tensor scale = expanded(a.inputs[1], l.normalized, "Scale");
-    if (a.wanted[0]) {
-      Tensor gh = Tensor::uninitialized(x.shape());
-      for (int64_t i = 0; i < x.size(); ++i) gh[i] = gy[i] * scale[i % l.length];
-      grads[0] = normalization_input_gradient(n, gh, l.groups, l.length);
-    }
+    if (a.wanted[0]) grads[0] = normalization_input_gradient(n, gradient_at_x_hat(a, l), l.groups, l.length);
     if (a.wanted[1]) {
       const Tensor products = zip(gy, n.x_hat, std::multiplies<float>());
       grads[1] = reduce_to_shape(products, a.input_shapes[1], where_);
     }
     if (a.wanted.size() > 2 && a.wanted[2]) grads[2] = reduce_to_shape(gy, a.input_shapes[2], where_);
+    return grads;
+  }
+  std::vector<Tensor> vjp_fixed_divisor(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(a.inputs.size());
+    if (a.grad_outputs[0].empty() || !a.wanted[0]) return grads;
+    const Layout l = layout(a.inputs[0].shape());
+    const Normalized n = normalize_groups(a.inputs[0], l.groups, l.length, epsilon_);
+    grads[0] = centred_input_gradient(n, gradient_at_x_hat(a, l), l.groups, l.length);
     return grads;
   }
   VjpReads vjp_reads(size_t n, size_t m) const override {
@@ -128,6 +147,14 @@ class LayerNormalizationOp : public Op {
     int64_t axis, groups, length;
     Shape normalized;
   };
+  // ḡ = ȳ ⊙ γ, the gradient arriving at x̂.
+  Tensor gradient_at_x_hat(const VjpArgs& a, const Layout& l) const {
+    const Tensor scale = expanded(a.inputs[1], l.normalized, "Scale");
+    const Tensor& gy = a.grad_outputs[0];
+    Tensor gh = Tensor::uninitialized(gy.shape());
+    for (int64_t i = 0; i < gy.size(); ++i) gh[i] = gy[i] * scale[i % l.length];
+    return gh;
+  }
   Layout layout(const Shape& s) const {
     Layout l{normalize_axis(axis_, static_cast<int64_t>(s.size()), where_), 1, 1, {}};
     for (size_t d = 0; d < s.size(); ++d) {
@@ -183,13 +210,7 @@ class InstanceNormalizationOp : public Op {
     const Tensor& x = a.inputs[0];
     const Layout l = layout(x.shape(), a.input_shapes[1], a.input_shapes[2]);
     const Normalized n = normalize_groups(x, l.groups, l.length, epsilon_);
-    if (a.wanted[0]) {
-      Tensor gh = Tensor::uninitialized(x.shape());
-      for (int64_t g = 0; g < l.groups; ++g)
-        for (int64_t k = 0; k < l.length; ++k)
-          gh[g * l.length + k] = gy[g * l.length + k] * a.inputs[1][g % l.channels];
-      grads[0] = normalization_input_gradient(n, gh, l.groups, l.length);
-    }
+    if (a.wanted[0]) grads[0] = normalization_input_gradient(n, gradient_at_x_hat(a, l), l.groups, l.length);
     if (a.wanted[1] || a.wanted[2]) {
       std::vector<double> gs(static_cast<size_t>(l.channels), 0.0), gb(static_cast<size_t>(l.channels), 0.0);
       for (int64_t g = 0; g < l.groups; ++g) {
@@ -209,12 +230,29 @@ class InstanceNormalizationOp : public Op {
     }
     return grads;
   }
+  std::vector<Tensor> vjp_fixed_divisor(const VjpArgs& a) const override {
+    std::vector<Tensor> grads(3);
+    if (a.grad_outputs[0].empty() || !a.wanted[0]) return grads;
+    const Layout l = layout(a.inputs[0].shape(), a.input_shapes[1], a.input_shapes[2]);
+    const Normalized n = normalize_groups(a.inputs[0], l.groups, l.length, epsilon_);
+    grads[0] = centred_input_gradient(n, gradient_at_x_hat(a, l), l.groups, l.length);
+    return grads;
+  }
   VjpReads vjp_reads(size_t, size_t) const override { return {{true, true, false}, {false}}; }
 
  private:
   struct Layout {
     int64_t groups, length, channels;
   };
+  // ḡ = ȳ ⊙ scale[c], the gradient arriving at x̂.
+  static Tensor gradient_at_x_hat(const VjpArgs& a, const Layout& l) {
+    const Tensor& gy = a.grad_outputs[0];
+    Tensor gh = Tensor::uninitialized(gy.shape());
+    for (int64_t g = 0; g < l.groups; ++g)
+      for (int64_t k = 0; k < l.length; ++k)
+        gh[g * l.length + k] = gy[g * l.length + k] * a.inputs[1][g % l.channels];
+    return gh;
+  }
   Layout layout(const Shape& s, const Shape& scale, const Shape& bias) const {
     if (s.size() < 3) throw Error(where_ + ": input of shape " + to_string(s) + " has no spatial axes");
     const int64_t channels = s[1];

@@ -223,21 +223,51 @@ const MethodParameter kMaxpool{"maxpool", "max", "max (winner-take-all) or avg (
 const MethodParameter kLogOdds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
 const MethodParameter kLstm{"lstm", "all",
                             "LSTM products (book ch. 11): all (signal-take-all), prop, abs or half"};
+const MethodParameter kNorm{"norm", "ln",
+                            "LayerNorm/InstanceNorm: ln (σ held constant, centring linear) or gradient"};
+const MethodParameter kAttention{
+    "attention", "cp", "softmax: cp (probabilities held constant), attnlrp (AttnLRP's rules) or gradient"};
+const MethodParameter kActivation{
+    "activation", "identity",
+    "element-wise activations: identity (relevance passes unchanged) or gradient (local gradient × input)"};
+const MethodParameter kSplitEpsilon{"split_epsilon", "1e-6",
+                                    "stabilizer of the proportional splits (sums, products, the LN rule)"};
+const MethodParameter kGate{"gate", "signal",
+                            "products with a sigmoid gate: signal (the gate gets none) or half"};
+
+RelevanceOptions relevance_options(Params& p) {
+  RelevanceOptions options;
+  options.maxpool_average = p.choice(kMaxpool.name, kMaxpool.default_value, {"max", "avg"}) == "avg";
+  options.log_odds = p.integer(kLogOdds.name, parse_integer(kLogOdds.default_value).value(), 0, 1) != 0;
+  if (p.choice(kNorm.name, kNorm.default_value, {"ln", "gradient"}) == "gradient")
+    options.normalization = NormalizationTreatment::gradient;
+  const std::string attention =
+      p.choice(kAttention.name, kAttention.default_value, {"cp", "attnlrp", "gradient"});
+  options.attention = attention == "cp"        ? AttentionTreatment::cp
+                      : attention == "attnlrp" ? AttentionTreatment::attnlrp
+                                               : AttentionTreatment::gradient;
+  if (p.choice(kActivation.name, kActivation.default_value, {"identity", "gradient"}) == "gradient")
+    options.activation = ActivationTreatment::gradient;
+  if (p.choice(kGate.name, kGate.default_value, {"signal", "half"}) == "half")
+    options.gate = GateTreatment::half;
+  options.lstm_products = p.choice(kLstm.name, kLstm.default_value, {"all", "prop", "abs", "half"});
+  options.split_epsilon = static_cast<float>(
+      p.number(kSplitEpsilon.name, parse_double(kSplitEpsilon.default_value).value(), 1e-30, 1.0));
+  return options;
+}
 
 }  // namespace
 
 const std::vector<MethodParameter>& shared_relevance_parameters() {
-  static const std::vector<MethodParameter> shared{kMaxpool, kLogOdds, kLstm};
+  static const std::vector<MethodParameter> shared{kMaxpool,    kLogOdds, kNorm,         kAttention,
+                                                   kActivation, kGate,    kSplitEpsilon, kLstm};
   return shared;
 }
 
 std::unique_ptr<Analyzer> make_relevance_analyzer(const RelevancePreset& preset, Params& p,
                                                   const AnalyzerContext& context) {
   const std::string& method = preset.name;
-  RelevanceOptions options;
-  options.maxpool_average = p.choice(kMaxpool.name, kMaxpool.default_value, {"max", "avg"}) == "avg";
-  options.log_odds = p.integer(kLogOdds.name, parse_integer(kLogOdds.default_value).value(), 0, 1) != 0;
-  options.lstm_products = p.choice(kLstm.name, kLstm.default_value, {"all", "prop", "abs", "half"});
+  const RelevanceOptions options = relevance_options(p);
   std::map<std::string, std::string> values;
   for (const MethodParameter& d : preset.parameters) values[d.name] = p.text(d.name, d.default_value);
   if (values.count("low") && values["low"].empty() != values["high"].empty())

@@ -2,6 +2,7 @@
 
 #include "rules/treatments.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "rules/recurrent_treatment.hpp"
@@ -163,36 +164,52 @@ class LogOddsTreatment : public Treatment {
   const LinearRule& rule_;
 };
 
-// R_i = share · x_i ⊙ ∂z/∂x_i · R / stabilize(z): each operand's share of the output (sums, scalings;
-// halved between the two factors of a product).
+// R_i = share_i · x_i ⊙ ∂z/∂x_i · R / stabilize(z): each operand's share of the output (sums, scalings,
+// local gradient × input on activations; halved between the two factors of a product). Held operands
+// are constants for the split and get no relevance (the gate of a product). With `fixed_divisor` the
+// derivative is the op's with its divisor held (the LN rule).
+struct Split {
+  std::string description;
+  float epsilon;  // the stabilizer
+  float share = 1.0f;
+  std::vector<bool> held;  // per input; missing entries are not held
+  bool fixed_divisor = false;
+};
+
 class ProportionalTreatment : public Treatment {
  public:
-  explicit ProportionalTreatment(float share) : share_(share) {}
-  std::string describe() const override {
-    return share_ == 1.0f ? "proportional split" : "proportional split, halved between the two factors";
-  }
+  explicit ProportionalTreatment(Split split) : split_(std::move(split)) {}
+  std::string describe() const override { return split_.description; }
   std::vector<ValueId> trace_values(const Node& node) const override {
     std::vector<ValueId> keep = present(node.outputs);
     for (ValueId v : present(node.inputs)) keep.push_back(v);
     return keep;
   }
   BackwardMapping mapping(const MappingContext&) const override {
-    return [share = share_](const Node& node, const VjpArgs& a) {
+    return [this](const Node& node, const VjpArgs& a) {
       if (a.outputs[0].empty())
         throw Error(node.spec.where() + ": the forward pass did not keep the values relevance needs " +
                     "(run it with the analyzer's trace_values)");
-      const Tensor s = stabilized_ratio(a.grad_outputs[0], a.outputs[0], 1e-6f);
+      const Tensor s = stabilized_ratio(a.grad_outputs[0], a.outputs[0], split_.epsilon);
       const std::vector<Tensor> grad_out{s};
-      const VjpArgs ratio{a.inputs, a.input_shapes, a.outputs, grad_out, a.wanted};
-      std::vector<Tensor> back = node.op->vjp(ratio);
+      const size_t n = a.wanted.size();
+      const std::unique_ptr<bool[]> wanted(new bool[n]);
+      for (size_t i = 0; i < n; ++i) wanted[i] = a.wanted[i] && !(i < split_.held.size() && split_.held[i]);
+      const VjpArgs ratio{a.inputs, a.input_shapes, a.outputs, grad_out,
+                          std::span<const bool>(wanted.get(), n)};
+      std::vector<Tensor> back =
+          split_.fixed_divisor ? node.op->vjp_fixed_divisor(ratio) : node.op->vjp(ratio);
       for (size_t i = 0; i < back.size(); ++i) {
-        if (back[i].empty() || !a.wanted[i]) continue;
+        if (back[i].empty() || i >= n || !wanted[i]) {
+          back[i] = Tensor();
+          continue;
+        }
         const Tensor& x = a.inputs[i];
         if (x.shape() != back[i].shape())
           throw Error(node.spec.where() + ": relevance shape " + to_string(back[i].shape()) +
                       " differs from the operand's " + to_string(x.shape()));
         Tensor r = Tensor::uninitialized(x.shape());
-        for (int64_t k = 0; k < x.size(); ++k) r[k] = share * x[k] * back[i][k];
+        for (int64_t k = 0; k < x.size(); ++k) r[k] = split_.share * x[k] * back[i][k];
         back[i] = std::move(r);
       }
       return back;
@@ -200,7 +217,20 @@ class ProportionalTreatment : public Treatment {
   }
 
  private:
-  float share_;
+  Split split_;
+};
+
+// Nothing flows back: the node's output is a constant for relevance (softmax probabilities under CP-LRP).
+class HeldTreatment : public Treatment {
+ public:
+  explicit HeldTreatment(std::string description) : description_(std::move(description)) {}
+  std::string describe() const override { return description_; }
+  BackwardMapping mapping(const MappingContext&) const override {
+    return [](const Node& node, const VjpArgs&) { return std::vector<Tensor>(node.inputs.size()); };
+  }
+
+ private:
+  std::string description_;
 };
 
 // Max pooling treated as the average pooling of the same windows, with LRP-0.
@@ -233,6 +263,97 @@ std::unique_ptr<Treatment> linear_treatment(const TreatmentRequest& r) {
   return std::make_unique<LinearRuleTreatment>(r, rule);
 }
 
+// The node that made `v`, looking through data movement (reshapes, transposes, slices, copies).
+const Node* source_of(const Graph& graph, ValueId v) {
+  const std::vector<int> producers = graph.producers();
+  for (;;) {
+    const int p = v >= 0 ? producers[static_cast<size_t>(v)] : -1;
+    if (p < 0) return nullptr;
+    const Node& node = graph.nodes()[static_cast<size_t>(p)];
+    if (graph.role(node) != OpRole::data_movement || node.inputs.empty()) return &node;
+    v = node.inputs[0];
+  }
+}
+
+// True when `v` is a gate of a product under the method's options: a sigmoid-like activation's output
+// (unless gate=half), or softmax probabilities under attention=cp.
+bool is_held_factor(const Graph& graph, ValueId v, const RelevanceOptions& options) {
+  const Node* source = source_of(graph, v);
+  if (source == nullptr) return false;
+  if (graph.role(*source) == OpRole::softmax) return options.attention == AttentionTreatment::cp;
+  return source->op->is_gate() && options.gate == GateTreatment::signal;
+}
+
+std::unique_ptr<Treatment> product_treatment(const TreatmentRequest& r) {
+  const Graph& graph = r.graph;
+  std::vector<bool> held(r.node.inputs.size(), false);
+  size_t varying = 0, gates = 0;
+  for (size_t i = 0; i < r.node.inputs.size(); ++i) {
+    const ValueId v = r.node.inputs[i];
+    if (v < 0 || graph.value(v).is_constant()) continue;
+    ++varying;
+    if (is_held_factor(graph, v, r.options)) held[i] = true, ++gates;
+  }
+  if (gates == 0 || gates == varying)
+    return std::make_unique<ProportionalTreatment>(Split{
+        "proportional split, halved between the two factors", r.options.split_epsilon, 0.5f, {}, false});
+  const float share = 1.0f / static_cast<float>(varying - gates);
+  return std::make_unique<ProportionalTreatment>(Split{
+      "signal-take-all: the gate is held constant", r.options.split_epsilon, share, std::move(held), false});
+}
+
+// Every reader of `v`, looking through data movement: true when all of them are products.
+bool read_only_by_products(const Graph& graph, ValueId v) {
+  bool any = false;
+  for (const Node& node : graph.nodes()) {
+    if (std::find(node.inputs.begin(), node.inputs.end(), v) == node.inputs.end()) continue;
+    const OpRole role = graph.role(node);
+    if (role == OpRole::data_movement) {
+      for (ValueId out : node.outputs)
+        if (!read_only_by_products(graph, out)) return false;
+    } else if (role != OpRole::product) {
+      return false;
+    }
+    any = true;
+  }
+  return any;
+}
+
+std::unique_ptr<Treatment> softmax_treatment(const TreatmentRequest& r) {
+  switch (r.options.attention) {
+    case AttentionTreatment::gradient:
+      return routed_treatment("gradient (attention=gradient)");
+    case AttentionTreatment::attnlrp:
+      return std::make_unique<ProportionalTreatment>(
+          Split{"AttnLRP: x ⊙ (R − s ΣR)", r.options.split_epsilon, 1.0f, {}, false});
+    case AttentionTreatment::cp:
+      break;
+  }
+  // Held probabilities are the weights of the products that read them; a softmax read otherwise (a
+  // probability output) would silently explain nothing.
+  if (!read_only_by_products(r.graph, r.node.outputs.at(0)))
+    throw Error(r.node.spec.where() +
+                ": a softmax whose output is not multiplied with values (attention weights) has no relevance "
+                "treatment under attention=cp; explain the logits before it, use attention=attnlrp, or pass "
+                "relevance through its gradient instead with the rule --rule name=" +
+                r.node.name + ":gradient");
+  return std::make_unique<HeldTreatment>("held constant (CP-LRP)");
+}
+
+std::unique_ptr<Treatment> normalization_treatment(const TreatmentRequest& r) {
+  if (r.options.normalization == NormalizationTreatment::gradient)
+    return routed_treatment("gradient (norm=gradient)");
+  return std::make_unique<ProportionalTreatment>(
+      Split{"LN rule: divisor held constant, proportional split", r.options.split_epsilon, 1.0f, {}, true});
+}
+
+std::unique_ptr<Treatment> activation_treatment(const TreatmentRequest& r) {
+  if (r.options.activation == ActivationTreatment::gradient)
+    return std::make_unique<ProportionalTreatment>(
+        Split{"local gradient × input", r.options.split_epsilon, 1.0f, {}, false});
+  return std::make_unique<PassTreatment>();
+}
+
 std::unique_ptr<Treatment> max_selection_treatment(const TreatmentRequest& r) {
   if (!r.options.maxpool_average) return routed_treatment("winner-take-all");
   std::unique_ptr<Op> twin = r.node.op->average_pool_twin();
@@ -259,12 +380,16 @@ const LinearRule& default_linear_rule() {
 const std::map<OpRole, TreatmentFactory>& relevance_treatments() {
   static const std::map<OpRole, TreatmentFactory> table{
       {OpRole::linear, linear_treatment},
-      {OpRole::monotone_activation,
-       [](const TreatmentRequest&) { return std::make_unique<PassTreatment>(); }},
+      {OpRole::monotone_activation, activation_treatment},
+      {OpRole::nonmonotone_activation, activation_treatment},
       {OpRole::proportional,
-       [](const TreatmentRequest&) { return std::make_unique<ProportionalTreatment>(1.0f); }},
-      {OpRole::product,
-       [](const TreatmentRequest&) { return std::make_unique<ProportionalTreatment>(0.5f); }},
+       [](const TreatmentRequest& r) {
+         return std::make_unique<ProportionalTreatment>(
+             Split{"proportional split", r.options.split_epsilon, 1.0f, {}, false});
+       }},
+      {OpRole::product, product_treatment},
+      {OpRole::softmax, softmax_treatment},
+      {OpRole::normalization, normalization_treatment},
       {OpRole::max_selection, max_selection_treatment},
       {OpRole::recurrent, recurrent_treatment},
       {OpRole::data_movement, [](const TreatmentRequest&) { return routed_treatment("routed (gradient)"); }},

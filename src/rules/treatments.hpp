@@ -18,9 +18,34 @@
 
 namespace sieve::rules {
 
+// How relevance crosses the structures of recent architectures (docs/methods.md, "Transformers, gates
+// and normalization").
+enum class NormalizationTreatment {
+  fixed_divisor,  // LN rule: the standard deviation held constant, the centring linear (Ali et al. 2022)
+  gradient,       // through the op's own vector-Jacobian product
+};
+enum class AttentionTreatment {
+  cp,        // softmax probabilities held constant: relevance flows only through the values (CP-LRP)
+  attnlrp,   // AttnLRP (Achtibat et al. 2024): x ⊙ (R − s ΣR) on softmax, ½/½ on bilinear products
+  gradient,  // the softmax's own vector-Jacobian product
+};
+enum class ActivationTreatment {
+  identity,  // relevance passes unchanged
+  gradient,  // local gradient × input: R_in = x ⊙ f'(x) ⊙ R / f(x)
+};
+enum class GateTreatment {
+  signal,  // signal-take-all: the gate of x·σ(·) is a constant and gets no relevance
+  half,    // the two factors share it equally
+};
+
 struct RelevanceOptions {
   bool maxpool_average = false;  // max-pooling as average pooling instead of winner-take-all
   bool log_odds = false;         // explain the log-odds of the target instead of its logit
+  NormalizationTreatment normalization = NormalizationTreatment::fixed_divisor;
+  AttentionTreatment attention = AttentionTreatment::cp;
+  ActivationTreatment activation = ActivationTreatment::identity;
+  GateTreatment gate = GateTreatment::signal;
+  float split_epsilon = 1e-6f;  // the stabilizer of proportional splits (sums, products, the LN rule)
   // How an LSTM's products gate ⊙ signal split relevance (book Table 11.1): all, prop, abs or half.
   std::string lstm_products = "all";
 };

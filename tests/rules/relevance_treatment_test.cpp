@@ -1,5 +1,6 @@
-// The relevance treatments chosen from op roles: a node without one stops a relevance method at set-up
-// with advice that works, and an analyzer prepared for a model explains exactly as one made per call.
+// The relevance treatments chosen from op roles: a node without one (here a softmax that is not an
+// attention weight, under attention=cp) stops a relevance method at set-up with advice that works, and an
+// analyzer prepared for a model explains exactly as one made per call.
 
 #include <gtest/gtest.h>
 
@@ -90,15 +91,34 @@ TEST(RelevanceTreatments, NodeWithoutTreatmentFailsAtSetUpWithAdviceThatWorks) {
   }
 }
 
-// Roles without a treatment yet (normalization, also where LayerNorm was spelled out; non-monotone
-// activations such as MobileNetV3's HardSwish; recurrent cells) are refused the same way, and the
-// gradient still runs through them.
-TEST(RelevanceTreatments, RolesWithoutTreatmentAreRefusedAtSetUp) {
-  for (const auto& [name, role] : {std::pair<std::string, std::string>{"vit_tiny_opset17", "normalization"},
-                                   {"vit_tiny", "normalization"},
-                                   {"mobilenet_v3", "non-monotone activation"},
-                                   {"bigru_classifier", "recurrent cell"},
-                                   {"rnn_classifier", "recurrent cell"}}) {
+// LayerNorm (also where it was spelled out), attention, GELU, MobileNetV3's HardSwish and
+// squeeze-excitation gates and LSTM cells have relevance treatments: every relevance method explains
+// these models.
+TEST(RelevanceTreatments, RecentArchitecturesAreExplainedByRelevanceMethods) {
+  for (const std::string name : {"vit_tiny_opset17", "vit_tiny", "mobilenet_v3", "lstm_classifier"}) {
+    const Model model = Model::load(kData + "/models/" + name + ".onnx");
+    const Tensor x = first_samples(kData + "/models/" + name + "_input.npy", 2);
+    for (const std::string method : {"lrp.epsilon", "lrp.epsilon_plus", "lrp.epsilon:attention=attnlrp",
+                                     "lrp.z:norm=gradient,activation=gradient,gate=half", "gradient"}) {
+      SCOPED_TRACE(name + " " + method);
+      const std::unique_ptr<Analyzer> a = analyzer(method);
+      a->prepare(model);
+      const Tensor r = explain(model, *a, x);
+      ASSERT_EQ(r.shape(), x.shape());
+      double total = 0.0;
+      for (float v : r.values()) {
+        ASSERT_TRUE(std::isfinite(v));
+        total += std::abs(v);
+      }
+      EXPECT_GT(total, 0.0);
+    }
+  }
+}
+
+// GRU and RNN cells have none: relevance methods refuse them at set-up with advice, and the gradient
+// still runs through them.
+TEST(RelevanceTreatments, RecurrentCellsOtherThanLstmAreRefusedAtSetUp) {
+  for (const std::string name : {"bigru_classifier", "rnn_classifier"}) {
     SCOPED_TRACE(name);
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
     std::string message;
@@ -107,7 +127,7 @@ TEST(RelevanceTreatments, RolesWithoutTreatmentAreRefusedAtSetUp) {
     } catch (const Error& e) {
       message = e.what();
     }
-    EXPECT_NE(message.find("a " + role + " op has no relevance treatment"), std::string::npos) << message;
+    EXPECT_NE(message.find("a recurrent cell op has no relevance treatment"), std::string::npos) << message;
     EXPECT_NE(message.find(":gradient"), std::string::npos) << message;
     const Tensor x = first_samples(kData + "/models/" + name + "_input.npy", 2);
     const std::unique_ptr<Analyzer> gradient = analyzer("gradient");
