@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       }
       for (const std::string& b : split(colon == std::string::npos ? "1" : spec.substr(colon + 1), ',')) {
         const int64_t batch = std::stoll(b);
-        const sieve::Tensor input = random_input(model->input_shapes().at(0), batch);
+        const sieve::Tensor input = random_input(*model, batch);
         const std::string prefix = path + "/batch:" + b + "/";
         benchmark::RegisterBenchmark((prefix + "forward").c_str(),
                                      [model, input](benchmark::State& state) {

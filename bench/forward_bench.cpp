@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     }
     const sieve::Model* model = models.back().get();
     for (int64_t batch : batches) {
-      const sieve::Tensor input = random_input(model->input_shapes().at(0), batch);
+      const sieve::Tensor input = random_input(*model, batch);
       benchmark::RegisterBenchmark((arg + "/batch:" + std::to_string(batch)).c_str(),
                                    [model, input](benchmark::State& state) {
                                      for (auto _ : state) benchmark::DoNotOptimize(model->run({input}));

@@ -6,7 +6,10 @@
 - bert_lrp: a two-block BERT-style encoder classifier (post-norm, token ids in, word and position
   embeddings, tanh pooler on the first token) at opset 13;
 - vit_lrp_unbiased, bert_lrp_unbiased: the same with every bias, LayerNorm shift, positional embedding
-  and class token set to zero, for the conservation test.
+  and class token set to zero, for the conservation test;
+- vit_torchvision: torchvision's VisionTransformer (nn.MultiheadAttention, whose export splits the packed
+  projection with integer arithmetic on shapes) in a one-layer 16×16 configuration, with PyTorch's
+  float64 logits.
 
 The references are computed in float64 by an implementation independent of sieve's: the model's own
 forward in PyTorch with each relevance treatment written as a gradient modification (LXT's way), so that
@@ -32,9 +35,11 @@ import onnx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torchvision
 
 from make_modern_models import Block, VitTiny
 from make_test_models import OUT
+from make_test_models import export as export_with_logits
 
 PROPORTIONAL_EPS = 1e-6  # the stabilizer of every proportional split in sieve (DESIGN.md conventions)
 
@@ -250,6 +255,10 @@ def main():
         export(f"bert_lrp{suffix}", b, torch.zeros(1, 8, dtype=torch.int64), "input_ids",
                {"input_ids": {0: "batch"}, "output": {0: "batch"}})
     np.save(os.path.join(OUT, "vit_lrp_input.npy"), x.numpy().astype(np.float32))
+    vit_torchvision = torchvision.models.VisionTransformer(image_size=16, patch_size=4, num_layers=1, num_heads=2,
+                                                           hidden_dim=16, mlp_dim=32, num_classes=5)
+    nn.init.normal_(vit_torchvision.heads.head.weight)  # torchvision starts the head at zero
+    export_with_logits("vit_torchvision", vit_torchvision, (3, 16, 16), 13, gen=gen)
     np.save(os.path.join(OUT, "bert_lrp_input_ids.npy"), ids.numpy())
 
 

@@ -47,6 +47,9 @@ struct OpSpec {
   size_t num_inputs = 0;  // including omitted optional inputs (empty names)
   size_t num_outputs = 0;
   std::vector<bool> input_present;  // false for an omitted optional input
+  // The first output is an integer tensor (as shape inference typed it), carried as floats holding exact
+  // integers: arithmetic whose float result differs (division) rounds as the integer type would.
+  bool integer_output = false;
 
   // "node 'conv1' (Conv, opset 13)", the prefix of every message about this node.
   std::string where() const;

@@ -109,7 +109,9 @@ OperatorScan scan_operators(std::string_view bytes, const std::string& name) {
   for (int i = 0; i < model.graph().node_size(); ++i) {
     const onnx::NodeProto& n = model.graph().node(i);
     ++scan.op_counts[n.op_type()];
-    if (n.op_type() != "Constant" && (!is_default_domain(n) || !is_supported_op(n.op_type()))) {
+    // Constant and If nodes become values and branches at import, not ops.
+    const bool imported_as_op = n.op_type() != "Constant" && n.op_type() != "If";
+    if (imported_as_op && (!is_default_domain(n) || !is_supported_op(n.op_type()))) {
       scan.unsupported.push_back(n.op_type() + " (node '" +
                                  (n.name().empty() ? n.op_type() + "_" + std::to_string(i) : n.name()) +
                                  "')");
@@ -360,8 +362,11 @@ void add_nodes(Builder& b) {
         continue;
       }
       Value v{out, {}, false, {}};
-      if (auto it = inferred.find(out); it != inferred.end())
+      if (auto it = inferred.find(out); it != inferred.end()) {
         read_type_shape(*it->second, v, b.name + ": value '" + out + "'");
+        if (node.outputs.empty())
+          spec.integer_output = is_integer_type(it->second->tensor_type().elem_type());
+      }
       const ValueId id = graph.add_value(std::move(v));
       b.ids[out] = id;
       node.outputs.push_back(id);

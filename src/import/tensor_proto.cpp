@@ -97,6 +97,22 @@ bool is_numeric_type(int32_t data_type) {
   return element_size(data_type) != 0;
 }
 
+bool is_integer_type(int32_t data_type) {
+  switch (data_type) {
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT64:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::UINT64:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string type_name(int32_t data_type) {
   return onnx::TensorProto_DataType_IsValid(data_type)
              ? onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(data_type))

@@ -16,6 +16,8 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& wher
 
 // True for element types sieve can carry as float32 without losing the meaning of the values.
 bool is_numeric_type(int32_t data_type);
+// INT8 … UINT64: values the graph carries as floats holding exact integers.
+bool is_integer_type(int32_t data_type);
 std::string type_name(int32_t data_type);
 
 }  // namespace sieve::onnx_import

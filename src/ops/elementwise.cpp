@@ -102,7 +102,8 @@ class ClipOp : public Op {
 
 class BinaryOp : public Op {
  public:
-  BinaryOp(const OpSpec& spec) : where_(spec.where()), type_(spec.op_type) {
+  BinaryOp(const OpSpec& spec)
+      : where_(spec.where()), type_(spec.op_type), integer_division_(spec.integer_output && type_ == "Div") {
     // Before opset 7, broadcasting was opt-in and B could be aligned to A at an explicit axis.
     if (spec.opset < 7 && spec.attributes.get_int("broadcast", 0) != 0 && spec.attributes.has("axis")) {
       legacy_axis_ = spec.attributes.get_int("axis", 0);
@@ -119,6 +120,10 @@ class BinaryOp : public Op {
     if (type_ == "Add") return {broadcast_binary(a, b, where_, std::plus<float>())};
     if (type_ == "Sub") return {broadcast_binary(a, b, where_, std::minus<float>())};
     if (type_ == "Mul") return {broadcast_binary(a, b, where_, std::multiplies<float>())};
+    // Integer division truncates toward zero (exporters compute sizes such as (n + 2) / 3 with it); the
+    // float quotient of integers below 2^24 never rounds across an integer, so truncating it is exact.
+    if (integer_division_)
+      return {broadcast_binary(a, b, where_, [](float x, float y) { return std::trunc(x / y); })};
     return {broadcast_binary(a, b, where_, std::divides<float>())};
   }
   std::vector<Tensor> vjp(const VjpArgs& args) const override {
@@ -176,6 +181,7 @@ class BinaryOp : public Op {
     return b.reshaped(s);
   }
   std::string where_, type_;
+  bool integer_division_;
   std::optional<int64_t> legacy_axis_;
 };
 

@@ -194,7 +194,11 @@ class RecurrentOp : public Op {
  public:
   RecurrentOp(const OpSpec& spec, int64_t gates, std::vector<std::string> default_activations,
               size_t max_inputs, size_t max_outputs)
-      : where_(spec.where()), type_(spec.op_type), gates_(gates), outputs_(spec.num_outputs) {
+      : where_(spec.where()),
+        type_(spec.op_type),
+        gates_(gates),
+        max_inputs_(max_inputs),
+        outputs_(spec.num_outputs) {
     const auto& a = spec.attributes;
     if (spec.num_inputs < 3 || spec.num_inputs > max_inputs)
       spec.fail("expected 3-" + std::to_string(max_inputs) + " inputs, got " +
@@ -237,8 +241,8 @@ class RecurrentOp : public Op {
   }
 
   // Validates the inputs (X, W, R, B, sequence_lens, initial_h[, initial_c, P]) and brings them to layout 0.
-  Sequence sequence(std::span<const Tensor> inputs, size_t max_inputs) const {
-    expect_inputs(inputs, 3, max_inputs, where_);
+  Sequence sequence(std::span<const Tensor> inputs) const {
+    expect_inputs(inputs, 3, max_inputs_, where_);
     Sequence q;
     const Tensor &x = inputs[0], &w = inputs[1], &r = inputs[2];
     if (x.rank() != 3)
@@ -291,7 +295,7 @@ class RecurrentOp : public Op {
       return layout_ == 0 ? s : swapped_leading_axes(s);
     };
     q.initial_h = state(5, "initial_h");
-    if (max_inputs > 6) {
+    if (max_inputs_ > 6) {  // LSTM
       q.initial_c = state(6, "initial_c");
       q.p = optional_input(inputs, 7);
       if (!q.p.empty())
@@ -382,18 +386,18 @@ class RecurrentOp : public Op {
     const auto stacked = [&](int64_t rows, int64_t cols, auto&& block) {
       Tensor t = Tensor::uninitialized({D, rows, cols});
       for (int64_t d = 0; d < D; ++d) {
-        const Matrix m = block(per_direction[static_cast<size_t>(d)], d);
+        const Matrix m = block(per_direction[static_cast<size_t>(d)]);
         std::copy_n(m.data(), rows * cols, t.data() + d * rows * cols);
       }
       return t;
     };
     if (wanted(1))
-      grads[1] = stacked(gh, q.input_size, [&](const DirectionGradient& g, int64_t) {
+      grads[1] = stacked(gh, q.input_size, [&](const DirectionGradient& g) {
         return Matrix(g.d_projection.transpose() * matrix_of(q.x, q.steps * N, q.input_size));
       });
-    if (wanted(2)) grads[2] = stacked(gh, H, [](const DirectionGradient& g, int64_t) { return g.d_r; });
+    if (wanted(2)) grads[2] = stacked(gh, H, [](const DirectionGradient& g) { return g.d_r; });
     if (wanted(3) && !a.inputs[3].empty()) {
-      grads[3] = stacked(1, 2 * gh, [&](const DirectionGradient& g, int64_t) {
+      grads[3] = stacked(1, 2 * gh, [&](const DirectionGradient& g) {
                    Matrix m(1, 2 * gh);
                    m << g.d_projection.colwise().sum(), g.d_recurrent_bias;
                    return m;
@@ -401,16 +405,36 @@ class RecurrentOp : public Op {
     }
     const auto state_gradient = [&](size_t i, Matrix DirectionGradient::*member) {
       if (!wanted(i) || a.inputs[i].empty()) return;
-      const Tensor canonical = stacked(N, H, [&](const DirectionGradient& g, int64_t) { return g.*member; });
+      const Tensor canonical = stacked(N, H, [&](const DirectionGradient& g) { return g.*member; });
       grads[i] = layout_ == 0 ? canonical : swapped_leading_axes(canonical);
     };
     state_gradient(5, &DirectionGradient::d_initial_h);
     if (a.inputs.size() > 6) state_gradient(6, &DirectionGradient::d_initial_c);
     if (wanted(7) && a.inputs.size() > 7 && !a.inputs[7].empty())
-      grads[7] = stacked(1, 3 * H, [](const DirectionGradient& g, int64_t) {
+      grads[7] = stacked(1, 3 * H, [](const DirectionGradient& g) {
                    return Matrix(g.d_peephole);
                  }).reshaped({D, 3 * H});
     return grads;
+  }
+
+  // A cell's outputs from its directions' hidden states; `Cell::run(q, d)` traces direction d.
+  template <class Cell>
+  std::vector<Tensor> hidden_outputs(const Cell& cell, std::span<const Tensor> inputs) const {
+    const Sequence q = sequence(inputs);
+    std::vector<Tensor> hidden;
+    for (int64_t d = 0; d < q.directions; ++d) hidden.push_back(cell.run(q, d).hidden);
+    return outputs(q, hidden, {});
+  }
+  // Backpropagation through time: `Cell::backward(q, trace, gradients, d)` runs direction d's steps in
+  // reverse over its recomputed trace.
+  template <class Cell>
+  std::vector<Tensor> backpropagate(const Cell& cell, const VjpArgs& a) const {
+    const Sequence q = sequence(a.inputs);
+    const OutputGradients g = output_gradients(a, q);
+    std::vector<DirectionGradient> per_direction;
+    for (int64_t d = 0; d < q.directions; ++d)
+      per_direction.push_back(cell.backward(q, cell.run(q, d), g, d));
+    return input_gradients(a, q, per_direction);
   }
 
   [[noreturn]] void fail(const std::string& message) const { throw Error(where_ + ": " + message); }
@@ -454,7 +478,7 @@ class RecurrentOp : public Op {
 
   std::string type_;
   int64_t gates_;
-  size_t outputs_;
+  size_t max_inputs_, outputs_;
   int64_t directions_ = 1;
   bool reverse_only_ = false;
   int64_t hidden_size_ = 0;  // 0: taken from R
@@ -489,7 +513,7 @@ class LstmOp : public RecurrentOp {
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override { return trace(inputs).outputs; }
 
   LstmTrace trace(std::span<const Tensor> inputs) const {
-    const Sequence q = sequence(inputs, 8);
+    const Sequence q = sequence(inputs);
     LstmTrace result;
     result.hidden_size = q.hidden;
     result.clip = clip();
@@ -506,15 +530,10 @@ class LstmOp : public RecurrentOp {
     return result;
   }
 
-  std::vector<Tensor> vjp(const VjpArgs& a) const override {
-    const Sequence q = sequence(a.inputs, 8);
-    const OutputGradients g = output_gradients(a, q);
-    std::vector<DirectionGradient> per_direction;
-    for (int64_t d = 0; d < q.directions; ++d) per_direction.push_back(backward(q, run(q, d), g, d));
-    return input_gradients(a, q, per_direction);
-  }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return backpropagate(*this, a); }
 
  private:
+  friend class RecurrentOp;
   LstmDirectionTrace run(const Sequence& q, int64_t d) const {
     const int64_t N = q.batch, H = q.hidden;
     LstmDirectionTrace tr;
@@ -642,21 +661,13 @@ class GruOp : public RecurrentOp {
         linear_before_reset_(spec.attributes.get_int("linear_before_reset", 0) != 0) {}
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
-    const Sequence q = sequence(inputs, 6);
-    std::vector<Tensor> hidden;
-    for (int64_t d = 0; d < q.directions; ++d) hidden.push_back(run(q, d).hidden);
-    return outputs(q, hidden, {});
+    return hidden_outputs(*this, inputs);
   }
 
-  std::vector<Tensor> vjp(const VjpArgs& a) const override {
-    const Sequence q = sequence(a.inputs, 6);
-    const OutputGradients g = output_gradients(a, q);
-    std::vector<DirectionGradient> per_direction;
-    for (int64_t d = 0; d < q.directions; ++d) per_direction.push_back(backward(q, run(q, d), g, d));
-    return input_gradients(a, q, per_direction);
-  }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return backpropagate(*this, a); }
 
  private:
+  friend class RecurrentOp;
   GruDirectionTrace run(const Sequence& q, int64_t d) const {
     const int64_t N = q.batch, H = q.hidden;
     const CellActivation &f = activation(d, 0), &g = activation(d, 1);
@@ -800,21 +811,13 @@ class RnnOp : public RecurrentOp {
   explicit RnnOp(const OpSpec& spec) : RecurrentOp(spec, 1, {"Tanh"}, 6, 2) {}
 
   std::vector<Tensor> forward(std::span<const Tensor> inputs) const override {
-    const Sequence q = sequence(inputs, 6);
-    std::vector<Tensor> hidden;
-    for (int64_t d = 0; d < q.directions; ++d) hidden.push_back(run(q, d).hidden);
-    return outputs(q, hidden, {});
+    return hidden_outputs(*this, inputs);
   }
 
-  std::vector<Tensor> vjp(const VjpArgs& a) const override {
-    const Sequence q = sequence(a.inputs, 6);
-    const OutputGradients g = output_gradients(a, q);
-    std::vector<DirectionGradient> per_direction;
-    for (int64_t d = 0; d < q.directions; ++d) per_direction.push_back(backward(q, run(q, d), g, d));
-    return input_gradients(a, q, per_direction);
-  }
+  std::vector<Tensor> vjp(const VjpArgs& a) const override { return backpropagate(*this, a); }
 
  private:
+  friend class RecurrentOp;
   struct DirectionTrace {
     bool reverse = false;
     Tensor w, r, gate_inputs, hidden, initial_hidden;

@@ -49,7 +49,8 @@ struct LstmDirectionTrace {
   // Gate pre-activations before clipping [T, N, 4H]: x_t·Wᵀ + h_{t−1}·Rᵀ + Wb + Rb, plus P_i ⊙ c_{t−1}
   // (i), P_f ⊙ c_{t−1} (f) and P_o ⊙ c_t (o).
   Tensor gate_inputs;
-  // Their activations [T, N, 4H]: i = f(·), o = f(·), f = f(·) (1 − i with input_forget), c̃ = g(·).
+  // Their activations [T, N, 4H]: i = f(·), o = f(·), f = f(·) (1 − i with input_forget, whose f block
+  // of gate_inputs is then unused), c̃ = g(·).
   Tensor gates;
   // Cell states c_t = f ⊙ c_{t−1} + i ⊙ c̃ and outputs h_t = o ⊙ h(c_t), [T, N, H].
   Tensor cell, hidden;

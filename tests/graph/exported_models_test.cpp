@@ -100,14 +100,18 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The models of recent architectures (tools/make_modern_models.py): MobileNetV3 (HardSigmoid, HardSwish),
 // a Vision Transformer with LayerNorm and GELU spelled out (opset 13) and as LayerNormalization (opset
-// 17), a U-Net with Resize, a mix of the other new ops, and a net with its weights in Constant nodes.
+// 17), torchvision's own VisionTransformer (tools/make_transformer_models.py; its multi-head attention
+// splits the packed projection with integer divisions of shapes), a U-Net with Resize, a mix of the other new
+// ops, and a net with its weights in Constant nodes.
 INSTANTIATE_TEST_SUITE_P(
     Modern, ExportedModels,
     ::testing::Values(
         ModelCase{"mobilenet_v3", "", {"folded BatchNormalization", "fused 19 spelled-out HardSwish"}},
         ModelCase{"vit_tiny", "", {"fused 3 spelled-out LayerNormalization", "fused 1 spelled-out Gelu"}},
-        ModelCase{"vit_tiny_opset17", "", {}}, ModelCase{"unet_tiny", "", {}},
-        ModelCase{"ops_modern", "", {"fused 1 spelled-out SiLU"}},
+        ModelCase{"vit_tiny_opset17", "", {}},
+        ModelCase{
+            "vit_torchvision", "", {"fused 3 spelled-out LayerNormalization", "fused 1 spelled-out Gelu"}},
+        ModelCase{"unet_tiny", "", {}}, ModelCase{"ops_modern", "", {"fused 1 spelled-out SiLU"}},
         ModelCase{"cnn_constants_opset9", "", {"folded BatchNormalization"}}),
     [](const auto& info) { return info.param.name; });
 

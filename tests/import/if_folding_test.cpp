@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include "import/onnx_import.hpp"
 #include "sieve/error.hpp"
 #include "sieve/model.hpp"
 #include "support/errors.hpp"
@@ -130,6 +131,13 @@ TEST(IfFolding, AConstantConditionTakesItsBranch) {
     *value->mutable_t() = condition;
     expect_values(run(model_with({constant}, {}, "condition")), expected(taken));
   }
+}
+
+TEST(IfFolding, TheOperatorScanLeavesIfToTheImporter) {
+  std::string bytes;
+  model_with({}, {tensor("condition", onnx::TensorProto::BOOL, {}, {1.0f})}, "condition")
+      .SerializeToString(&bytes);
+  EXPECT_TRUE(onnx_import::scan_operators(bytes, "if_test.onnx").unsupported.empty());
 }
 
 TEST(IfFolding, AConditionComputedFromStaticShapesFolds) {

@@ -95,7 +95,8 @@ TEST(RelevanceTreatments, NodeWithoutTreatmentFailsAtSetUpWithAdviceThatWorks) {
 // squeeze-excitation gates and LSTM cells have relevance treatments: every relevance method explains
 // these models.
 TEST(RelevanceTreatments, RecentArchitecturesAreExplainedByRelevanceMethods) {
-  for (const std::string name : {"vit_tiny_opset17", "vit_tiny", "mobilenet_v3", "lstm_classifier"}) {
+  for (const std::string name :
+       {"vit_tiny_opset17", "vit_tiny", "vit_torchvision", "mobilenet_v3", "lstm_classifier"}) {
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
     const Tensor x = first_samples(kData + "/models/" + name + "_input.npy", 2);
     for (const std::string method : {"lrp.epsilon", "lrp.epsilon_plus", "lrp.epsilon:attention=attnlrp",
