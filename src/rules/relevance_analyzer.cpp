@@ -13,28 +13,41 @@
 namespace sieve::rules {
 namespace {
 
-// Per-sample sums of a tensor [N, ...].
-std::vector<double> sample_sums(const Tensor& t) {
-  const int64_t n = t.rank() > 0 ? t.dim(0) : 1, per = n == 0 ? 0 : t.size() / n;
+// Per-sample sums of a tensor whose samples run along `axis`.
+std::vector<double> sample_sums(const Tensor& t, int64_t axis) {
+  if (t.rank() == 0) return {t.size() > 0 ? static_cast<double>(t[0]) : 0.0};
+  const int64_t n = t.dim(axis);
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  const int64_t outer = n * inner == 0 ? 0 : t.size() / (n * inner);
   std::vector<double> sums(static_cast<size_t>(n), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0.0;
-    for (int64_t j = 0; j < per; ++j) s += t[i * per + j];
-    sums[static_cast<size_t>(i)] = s;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0.0;
+      for (int64_t j = 0; j < inner; ++j) s += t[(o * n + i) * inner + j];
+      sums[static_cast<size_t>(i)] += s;
+    }
   }
   return sums;
 }
 
-// Records Σ R per sample before and after `inner`.
-BackwardMapping with_conservation(BackwardMapping inner, size_t n,
+// Records Σ R per sample before and after `inner`, over every output relevance arrives at (an LSTM's Y,
+// Y_h and Y_c).
+BackwardMapping with_conservation(BackwardMapping inner, const Treatment& treatment, size_t n,
                                   std::vector<LayerRelevance>* conservation) {
-  return [inner = std::move(inner), conservation, n](const Node& node, const VjpArgs& a) {
+  return [inner = std::move(inner), &treatment, conservation, n](const Node& node, const VjpArgs& a) {
     std::vector<Tensor> back = inner(node, a);
-    LayerRelevance layer{n, node.name, node.spec.op_type, {}, sample_sums(a.grad_outputs[0])};
+    LayerRelevance layer{n, node.name, node.spec.op_type, {}, {}};
+    for (size_t o = 0; o < a.grad_outputs.size(); ++o) {
+      if (a.grad_outputs[o].empty()) continue;
+      const std::vector<double> s = sample_sums(a.grad_outputs[o], treatment.sample_axis(true, o));
+      layer.output_sum.resize(std::max(layer.output_sum.size(), s.size()), 0.0);
+      for (size_t k = 0; k < s.size(); ++k) layer.output_sum[k] += s[k];
+    }
     layer.input_sum.assign(layer.output_sum.size(), 0.0);
     for (size_t i = 0; i < back.size(); ++i) {
       if (back[i].empty() || i >= a.wanted.size() || !a.wanted[i]) continue;
-      const std::vector<double> s = sample_sums(back[i]);
+      const std::vector<double> s = sample_sums(back[i], treatment.sample_axis(false, i));
       for (size_t k = 0; k < s.size() && k < layer.input_sum.size(); ++k) layer.input_sum[k] += s[k];
     }
     conservation->push_back(std::move(layer));
@@ -65,12 +78,13 @@ const CompositeAnalyzer::Plan& CompositeAnalyzer::plan_for(const Model& model, P
   return scratch;
 }
 
-// The first composite entry matching node n. Linear nodes take any rule; other nodes only `gradient`.
-// `layers` are the layer nodes on the path, numbered as the predicates count them.
+// The first composite entry matching node n. Linear and recurrent nodes (whose cells hold linear maps)
+// take any rule; other nodes only `gradient`. `layers` are the layer nodes on the path, numbered as the
+// predicates count them.
 const LinearRule* CompositeAnalyzer::matching_rule(const Graph& graph, size_t n, OpRole role,
                                                    const std::vector<size_t>& layers) const {
   const auto& nodes = graph.nodes();
-  const bool linear = role == OpRole::linear;
+  const bool linear = role == OpRole::linear || role == OpRole::recurrent;
   const auto at = std::find(layers.begin(), layers.end(), n);
   const int64_t index = at == layers.end() ? -1 : at - layers.begin();
   for (const CompositeEntry& e : composite_.entries) {
@@ -113,10 +127,13 @@ CompositeAnalyzer::Plan CompositeAnalyzer::plan(const Model& model) const {
   // Every node between a model input and an output gets its treatment, whichever input is explained
   // (or the embedding lookup of token ids) and whichever output is the target.
   const std::vector<bool> on_path = nodes_between(graph, graph.inputs, graph.outputs);
-  // Layers (Conv, ConvTranspose, Gemm, MatMul with constant parameters) are what composites number.
+  // Layers (Conv, ConvTranspose, Gemm, MatMul with constant parameters, recurrent cells) are what
+  // composites number.
   std::vector<size_t> layers;
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (on_path[n] && graph.role(nodes[n]) == OpRole::linear && nodes[n].op->as_linear()->is_layer())
+    const OpRole role = graph.role(nodes[n]);
+    if (on_path[n] &&
+        ((role == OpRole::linear && nodes[n].op->as_linear()->is_layer()) || role == OpRole::recurrent))
       layers.push_back(n);
   }
   Plan plan;
@@ -195,7 +212,7 @@ Tensor CompositeAnalyzer::explain(const ForwardPass& pass, const Target& target,
     if (treatment == nullptr) continue;
     mappings[n] = treatment->mapping(context);
     if (mappings[n] && conservation != nullptr && treatment->moves_relevance())
-      mappings[n] = with_conservation(std::move(mappings[n]), n, conservation);
+      mappings[n] = with_conservation(std::move(mappings[n]), *treatment, n, conservation);
   }
   return pass.reverse(seed, [&](size_t n) { return mappings[n] ? &mappings[n] : nullptr; });
 }
@@ -204,6 +221,8 @@ namespace {
 
 const MethodParameter kMaxpool{"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"};
 const MethodParameter kLogOdds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
+const MethodParameter kLstm{"lstm", "all",
+                            "LSTM products (book ch. 11): all (signal-take-all), prop, abs or half"};
 const MethodParameter kNorm{"norm", "ln",
                             "LayerNorm/InstanceNorm: ln (σ held constant, centring linear) or gradient"};
 const MethodParameter kAttention{
@@ -231,6 +250,7 @@ RelevanceOptions relevance_options(Params& p) {
     options.activation = ActivationTreatment::gradient;
   if (p.choice(kGate.name, kGate.default_value, {"signal", "half"}) == "half")
     options.gate = GateTreatment::half;
+  options.lstm_products = p.choice(kLstm.name, kLstm.default_value, {"all", "prop", "abs", "half"});
   options.split_epsilon = static_cast<float>(
       p.number(kSplitEpsilon.name, parse_double(kSplitEpsilon.default_value).value(), 1e-30, 1.0));
   return options;
@@ -239,8 +259,8 @@ RelevanceOptions relevance_options(Params& p) {
 }  // namespace
 
 const std::vector<MethodParameter>& shared_relevance_parameters() {
-  static const std::vector<MethodParameter> shared{kMaxpool,    kLogOdds, kNorm,        kAttention,
-                                                   kActivation, kGate,    kSplitEpsilon};
+  static const std::vector<MethodParameter> shared{kMaxpool,    kLogOdds, kNorm,         kAttention,
+                                                   kActivation, kGate,    kSplitEpsilon, kLstm};
   return shared;
 }
 
@@ -294,8 +314,9 @@ ConservationReport conservation_report(const RelevanceAnalyzer& analyzer, const 
           report.layers[k].output_sum[0] += layers[k].output_sum[i];
         }
       }
-      for (size_t i = 0; i < rows; ++i)
-        logit_sum += pass.output()[static_cast<int64_t>(i) * pass.output().dim(1) + t[i]];
+      // Per sample the output holds `per` values: classes, or one (a regression like the toy LSTMs').
+      const int64_t per = pass.output().size() / std::max<int64_t>(pass.output().dim(0), 1);
+      for (size_t i = 0; i < rows; ++i) logit_sum += pass.output()[static_cast<int64_t>(i) * per + t[i]];
       report.explanations += rows;
     }
   });

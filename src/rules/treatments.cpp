@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "rules/recurrent_treatment.hpp"
 #include "sieve/error.hpp"
 
 namespace sieve::rules {
@@ -390,6 +391,7 @@ const std::map<OpRole, TreatmentFactory>& relevance_treatments() {
       {OpRole::softmax, softmax_treatment},
       {OpRole::normalization, normalization_treatment},
       {OpRole::max_selection, max_selection_treatment},
+      {OpRole::recurrent, recurrent_treatment},
       {OpRole::data_movement, [](const TreatmentRequest&) { return routed_treatment("routed (gradient)"); }},
       {OpRole::shape_only, [](const TreatmentRequest&) { return routed_treatment("routed (gradient)"); }},
   };

@@ -46,6 +46,8 @@ struct RelevanceOptions {
   ActivationTreatment activation = ActivationTreatment::identity;
   GateTreatment gate = GateTreatment::signal;
   float split_epsilon = 1e-6f;  // the stabilizer of proportional splits (sums, products, the LN rule)
+  // How an LSTM's products gate ⊙ signal split relevance (book Table 11.1): all, prop, abs or half.
+  std::string lstm_products = "all";
 };
 
 // What a backward mapping may read beyond the node's forward values.
@@ -64,6 +66,8 @@ class Treatment {
   virtual BackwardMapping mapping(const MappingContext& context) const = 0;
   // False when relevance passes unchanged, so a conservation report skips the node.
   virtual bool moves_relevance() const { return true; }
+  // The axis the samples of the node's output or input `index` run along, for a conservation report.
+  virtual int64_t sample_axis(bool /*output*/, size_t /*index*/) const { return 0; }
 };
 
 // What a treatment is chosen from.

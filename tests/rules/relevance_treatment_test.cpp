@@ -91,10 +91,12 @@ TEST(RelevanceTreatments, NodeWithoutTreatmentFailsAtSetUpWithAdviceThatWorks) {
   }
 }
 
-// LayerNorm (also where it was spelled out), attention, GELU and MobileNetV3's HardSwish and
-// squeeze-excitation gates have relevance treatments: every relevance method explains these models.
+// LayerNorm (also where it was spelled out), attention, GELU, MobileNetV3's HardSwish and
+// squeeze-excitation gates and LSTM cells have relevance treatments: every relevance method explains
+// these models.
 TEST(RelevanceTreatments, RecentArchitecturesAreExplainedByRelevanceMethods) {
-  for (const std::string name : {"vit_tiny_opset17", "vit_tiny", "vit_torchvision", "mobilenet_v3"}) {
+  for (const std::string name :
+       {"vit_tiny_opset17", "vit_tiny", "vit_torchvision", "mobilenet_v3", "lstm_classifier"}) {
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
     const Tensor x = first_samples(kData + "/models/" + name + "_input.npy", 2);
     for (const std::string method : {"lrp.epsilon", "lrp.epsilon_plus", "lrp.epsilon:attention=attnlrp",
@@ -114,8 +116,9 @@ TEST(RelevanceTreatments, RecentArchitecturesAreExplainedByRelevanceMethods) {
   }
 }
 
-// Recurrent cells without a treatment are refused the same way, and the gradient still runs through them.
-TEST(RelevanceTreatments, RolesWithoutTreatmentAreRefusedAtSetUp) {
+// GRU and RNN cells have none: relevance methods refuse them at set-up with advice, and the gradient
+// still runs through them.
+TEST(RelevanceTreatments, RecurrentCellsOtherThanLstmAreRefusedAtSetUp) {
   for (const std::string name : {"bigru_classifier", "rnn_classifier"}) {
     SCOPED_TRACE(name);
     const Model model = Model::load(kData + "/models/" + name + ".onnx");
