@@ -36,6 +36,23 @@ std::vector<Explanation> explain(const Model& model, const std::string& method, 
   return explain_samples(model, samples_of(inputs), {analyzer.get()}, TargetSelection(), 4);
 }
 
+// The exported models compute PyTorch's float64 logits up to float32 rounding: the forward's error is
+// at most τ (support/rounding.hpp) of the magnitudes it sums, and LayerNorm and softmax do not amplify
+// it beyond a small factor, so 32τ of the largest logit bounds it (measured: below 2τ).
+TEST(TransformerRelevance, ModelsComputePyTorchsLogits) {
+  for (const std::string name : {"vit_lrp", "bert_lrp", "vit_lrp_unbiased", "bert_lrp_unbiased"}) {
+    SCOPED_TRACE(name);
+    const Model model = Model::load(kModels + name + ".onnx");
+    const Tensor want = read_npy(kModels + name + "_logits.npy");
+    const Tensor got = model.run({inputs_of(name.substr(0, name.find("_unbiased")))}).at(0);
+    ASSERT_EQ(got.shape(), want.shape());
+    double scale = 0.0;
+    for (float v : want.values()) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    for (int64_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got[i], want[i], 32.0 * forward_rounding_bound(model) * scale) << "logit " << i;
+  }
+}
+
 struct Case {
   std::string model, method, reference;
 };
