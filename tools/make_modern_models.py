@@ -19,6 +19,7 @@ Run with Debian's interpreter:  /usr/bin/python3 tools/make_modern_models.py
 import math
 import os
 
+import numpy as np
 import onnx
 import torch
 import torch.nn as nn
@@ -139,6 +140,29 @@ def weights_to_constants(name):
     print(f"{name:16s} {os.path.getsize(path):7d} bytes  {len(constants)} Constant nodes hold the weights")
 
 
+def gradient_references(name, model, classes_axis=1, steps=32):
+    """The gradient family of the model's predicted class on the exported input batch, in float64:
+    <name>_gradient.npy, _input_x_gradient.npy and _integrated_gradients.npy (zero baseline, the midpoints
+    (k + 1/2)/steps, as sieve's default). Reads no random numbers, so the exports stay as they were."""
+    x = torch.tensor(np.load(os.path.join(OUT, name + "_input.npy"))).double()
+    m64 = model.double().eval()
+    with torch.no_grad():
+        targets = m64(x).argmax(classes_axis)
+
+    def gradient_at(points):
+        points = points.clone().requires_grad_(True)
+        out = m64(points)
+        (g,) = torch.autograd.grad(out[torch.arange(len(targets)), targets].sum(), points)
+        return g
+
+    g = gradient_at(x)
+    ig = sum(gradient_at(x * (k + 0.5) / steps) for k in range(steps)) / steps
+    for method, values in {"gradient": g, "input_x_gradient": x * g, "integrated_gradients": x * ig}.items():
+        np.save(os.path.join(OUT, f"{name}_{method}.npy"), values.numpy().astype(np.float32))
+    np.save(os.path.join(OUT, f"{name}_targets.npy"), targets.numpy())
+    model.float()
+
+
 def main():
     torch.manual_seed(3)
     gen = torch.Generator().manual_seed(4)
@@ -146,9 +170,12 @@ def main():
                                                       num_classes=10)
     randomize_batchnorm(mobilenet, gen)
     export("mobilenet_v3", mobilenet, (3, 64, 64), 13, gen=gen, batch=2)
+    gradient_references("mobilenet_v3", mobilenet)
     vit = VitTiny()
     export("vit_tiny", vit, (3, 16, 16), 13, gen=gen)
+    gradient_references("vit_tiny", vit)
     export("vit_tiny_opset17", vit, (3, 16, 16), 17, gen=torch.Generator().manual_seed(4))
+    gradient_references("vit_tiny_opset17", vit)
     export("unet_tiny", UNetTiny(), (3, 16, 16), 13, gen=gen)
     export("ops_modern", OpsModern(), (3, 8, 8), 13, gen=gen)
     cnn = CnnBn()
