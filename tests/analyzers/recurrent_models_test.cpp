@@ -10,6 +10,7 @@
 #include "sieve/io/npy.hpp"
 #include "sieve/methods.hpp"
 #include "support/errors.hpp"
+#include "support/per_sample.hpp"
 
 namespace sieve {
 namespace {
@@ -27,16 +28,7 @@ Tensor load(const std::string& name) {
 // within 2.9e-7 of the maximum (the tool prints it), below that bound, so the bound sets the tolerance:
 // 1e-4 leaves room for the summed magnitudes exceeding the result's by up to ~16×.
 void expect_matches(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const int64_t n = want.dim(0), per = want.size() / n;
-  for (int64_t i = 0; i < n; ++i) {
-    double scale = 0.0;
-    for (int64_t j = 0; j < per; ++j)
-      scale = std::max(scale, static_cast<double>(std::abs(want[i * per + j])));
-    for (int64_t j = 0; j < per; ++j)
-      ASSERT_NEAR(got[i * per + j], want[i * per + j], 1e-4 * scale)
-          << what << " sample " << i << " at " << j;
-  }
+  expect_per_sample_near(got, want, 1e-4, what);
 }
 
 Tensor explained(const Model& model, const std::string& method, const Tensor& batch) {

@@ -14,6 +14,7 @@
 #include "sieve/lrp.hpp"
 #include "sieve/methods.hpp"
 #include "support/errors.hpp"
+#include "support/per_sample.hpp"
 
 namespace sieve {
 namespace {
@@ -45,20 +46,6 @@ Tensor classifier_relevance(const Model& model, const std::string& method, const
   return analyzer->explain(pass, TargetSelection().resolve(pass.output()).at(0));
 }
 
-// Per sample: max |got − want| ≤ bound · max |want|.
-void expect_matches(const Tensor& got, const Tensor& want, double bound, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const int64_t n = want.dim(0), per = want.size() / n;
-  for (int64_t i = 0; i < n; ++i) {
-    double scale = 0.0;
-    for (int64_t j = 0; j < per; ++j)
-      scale = std::max(scale, static_cast<double>(std::abs(want[i * per + j])));
-    for (int64_t j = 0; j < per; ++j)
-      ASSERT_NEAR(got[i * per + j], want[i * per + j], bound * scale)
-          << what << " sample " << i << " at " << j;
-  }
-}
-
 // sieve recomputes the cell in float32; the reference runs it in float64 from the same weights. Each
 // relevance value is a product of ≲ 3T ratios (a contribution over its sum: x·w / z at the linear maps,
 // i·g / c and f·c_{t−1} / c at the accumulations, z_g / (z_g + z_s) under prop), each off by the float32
@@ -76,8 +63,8 @@ TEST_P(ToyReference, MatchesTheFloat64Reference) {
   const Model model = Model::load(kModels + "lstm_toy_" + task + "_0.onnx");
   const Tensor r =
       toy_relevance(model, "lrp.epsilon:epsilon=0,lstm=" + variant, load("lstm_toy_" + task + "_input_T13"));
-  expect_matches(r, load("lstm_toy_" + task + "_0_lrp_" + variant + "_T13"), kReferenceBound,
-                 task + " " + variant);
+  expect_per_sample_near(r, load("lstm_toy_" + task + "_0_lrp_" + variant + "_T13"), kReferenceBound,
+                         task + " " + variant);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lstm, ToyReference,
@@ -103,8 +90,8 @@ TEST_P(ClassifierReference, MatchesTheFloat64ReferenceAtEveryInput) {
   }
   for (const std::string wrt : {"x", "h0", "c0"}) {
     const Tensor r = classifier_relevance(model, "lrp.epsilon:epsilon=0.01,lstm=" + variant, wrt);
-    expect_matches(r, load("lstm_lrp_classifier_lrp_" + variant + "_" + wrt), kReferenceBound,
-                   variant + " " + wrt);
+    expect_per_sample_near(r, load("lstm_lrp_classifier_lrp_" + variant + "_" + wrt), kReferenceBound,
+                           variant + " " + wrt);
   }
 }
 
@@ -120,7 +107,7 @@ TEST_P(BidirectionalReference, MatchesTheFloat64Reference) {
   const Model model = Model::load(kModels + "lstm_lrp_bidirectional.onnx");
   const Tensor r =
       toy_relevance(model, "lrp.epsilon:epsilon=0.01,lstm=" + variant, load("lstm_lrp_bidirectional_x"));
-  expect_matches(r, load("lstm_lrp_bidirectional_lrp_" + variant), kReferenceBound, variant);
+  expect_per_sample_near(r, load("lstm_lrp_bidirectional_lrp_" + variant), kReferenceBound, variant);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lstm, BidirectionalReference, ::testing::ValuesIn(kVariants),
