@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sieve
-from conftest import IMAGES, MODEL, assert_close, cli_error
+from conftest import IMAGES, MODEL, assert_same, cli_error
 
 
 def peak_traced_bytes(call):
@@ -46,7 +46,7 @@ def test_other_arrays_are_converted_once(model, images):
 def test_read_only_arrays_are_read(model, images):
     frozen = images.copy()
     frozen.flags.writeable = False
-    assert_close(model(frozen), model(images))
+    assert_same(model(frozen), model(images))
 
 
 def test_the_interpreter_lock_is_released(model, images):

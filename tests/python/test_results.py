@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sieve
-from conftest import IMAGES, MODEL, TRAIN, assert_close, cli_explain, cli_json, cli_ok
+from conftest import IMAGES, MODEL, TRAIN, assert_same, cli_explain, cli_json, cli_ok
 
 
 def test_inputs_and_outputs_equal_predict(model, images):
@@ -12,7 +12,7 @@ def test_inputs_and_outputs_equal_predict(model, images):
     assert images.shape == (len(predicted), 1, 28, 28)
     assert images.dtype == np.float32
     logits = model(images)
-    assert_close(logits, np.array([p["logits"] for p in predicted], dtype=np.float32))
+    assert_same(logits, np.array([p["logits"] for p in predicted], dtype=np.float32))
     assert model.class_names == cli_json("predict", MODEL, IMAGES, "--json")["class_names"]
 
 
@@ -22,20 +22,20 @@ def test_inputs_and_outputs_equal_predict(model, images):
      "occlusion:window=4,stride=4", "grad_cam"],
 )
 def test_explain_equals_the_command_line(tmp_path, model, images, method):
-    assert_close(sieve.explain(model, images, method), cli_explain(tmp_path, method))
+    assert_same(sieve.explain(model, images, method), cli_explain(tmp_path, method))
 
 
 def test_targets(tmp_path, model, images):
-    assert_close(sieve.explain(model, images, "gradient", target=3), cli_explain(tmp_path, "gradient", "--target", "3"))
+    assert_same(sieve.explain(model, images, "gradient", target=3), cli_explain(tmp_path, "gradient", "--target", "3"))
     # One class per sample: each row as explained for its class alone.
     classes = [0, 1, 2, 3, 4, 5, 6]
     per_sample = sieve.explain(model, images, "lrp.epsilon_plus", target=np.array(classes))
     for i, c in enumerate(classes):
-        assert_close(per_sample[i : i + 1], sieve.explain(model, images[i : i + 1], "lrp.epsilon_plus", target=c))
+        assert_same(per_sample[i : i + 1], sieve.explain(model, images[i : i + 1], "lrp.epsilon_plus", target=c))
 
 
 def test_rules_as_on_the_command_line(tmp_path, model, images):
-    assert_close(
+    assert_same(
         sieve.explain(model, images, "lrp.epsilon_plus", rules=["first:flat"]),
         cli_explain(tmp_path, "lrp.epsilon_plus", "--rule", "first:flat"),
     )
@@ -56,14 +56,18 @@ def test_patterns_fitted_from_batches(tmp_path, model, images):
     cli_ok("fit-patterns", MODEL, "--data", TRAIN, "--out", cli_file)
     for method in ["pattern.net", "pattern.attribution"]:
         expected = cli_explain(tmp_path, method, "--patterns", cli_file)
-        # Fitted in memory (sums in another batching: equal up to rounding), written and read back, and
-        # the command line's file read from Python.
-        assert_close(sieve.explain(model, images, method, patterns=patterns), expected)
+        # Fitted in memory on batches of 300 rows, where the command line fits batches of 32: oneDNN may
+        # pick other kernels per batch size, so the layer outputs summed into the statistics agree only to
+        # float32 rounding, within τ = 1.2e-4 of their magnitude (the shared cnn's bound, docs/testing.md),
+        # and the patterns and explanations within a small multiple of it; 1e-3 of the largest value.
+        fitted = sieve.explain(model, images, method, patterns=patterns)
+        np.testing.assert_allclose(fitted, expected, rtol=0, atol=1e-3 * np.abs(expected).max())
+        # Written and read back, and the command line's file read from Python: the same patterns.
         saved = tmp_path / "saved.safetensors"
         patterns.save(str(saved))
-        assert_close(cli_explain(tmp_path, method, "--patterns", saved), expected)
+        assert_same(cli_explain(tmp_path, method, "--patterns", saved), fitted)
         loaded = sieve.Patterns.load(str(cli_file))
-        np.testing.assert_array_equal(sieve.explain(model, images, method, patterns=loaded), expected)
+        assert_same(sieve.explain(model, images, method, patterns=loaded), expected)
 
 
 def test_region_perturbation_equals_evaluate(tmp_path, model, images):
@@ -77,13 +81,13 @@ def test_region_perturbation_equals_evaluate(tmp_path, model, images):
     assert result["tiles"] == expected["tiles"] == 49
     method = result["methods"]["lrp.epsilon_plus"]
     for order in ["morf", "lerf"]:
-        assert_close(method[order]["curves"], np.array(expected["methods"]["lrp.epsilon_plus"][order]["curves"]))
+        assert_same(method[order]["curves"], np.array(expected["methods"]["lrp.epsilon_plus"][order]["curves"]))
         assert method[order]["aopc_mean"] == pytest.approx(expected["methods"]["lrp.epsilon_plus"][order]["aopc_mean"])
     assert method["abpc_mean"] == pytest.approx(expected["methods"]["lrp.epsilon_plus"]["abpc_mean"])
-    assert_close(result["random"]["curves"], np.array(expected["random"]["curves"]))
+    assert_same(result["random"]["curves"], np.array(expected["random"]["curves"]))
     # The same explanations given as an array.
     given = sieve.evaluate(model, images, [sieve.explain(model, images, "lrp.epsilon_plus")], metric)
-    assert_close(given["methods"]["explanations[0]"]["morf"]["curves"], method["morf"]["curves"])
+    assert_same(given["methods"]["explanations[0]"]["morf"]["curves"], method["morf"]["curves"])
 
 
 def test_several_outputs_as_a_dict(tmp_path):
