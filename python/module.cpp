@@ -264,8 +264,6 @@ py::dict evaluate(const ModelHandle& handle, const py::object& x, const py::obje
   const InputArray in = model_batch(*model, x);
   const std::vector<Tensor> samples = in.rows();
   const TargetArgument t = target_argument(target, samples.size());
-  if (t.selection.kind == TargetSelection::Kind::indices && t.selection.indices.size() != 1)
-    throw Error("target: evaluate tracks one class per sample");
   const AnalyzerContext context = analyzer_context(handle, patterns, {}, "", batch);
 
   // Method strings, or arrays of explanations.
