@@ -94,12 +94,10 @@ LoadedInputs resolve_preprocessing(const std::string& model_path, const Model& m
   const int64_t channels = input.size() >= 2 ? input[1] : -1;
   if (loaded.profile)
     check_profile_fits(*loaded.profile, profile_path, channels, output.size() == 2 ? output[1] : -1);
-  if (loaded.profile && loaded.profile->preprocessing) loaded.preprocessing = *loaded.profile->preprocessing;
+  loaded.preprocessing = model_preprocessing(loaded.profile, channels);
   Preprocessing& p = loaded.preprocessing;
   if (!o.color.empty())
     p.color = o.color == "rgb" ? ColorOrder::rgb : o.color == "bgr" ? ColorOrder::bgr : ColorOrder::grayscale;
-  else if (channels == 1)
-    p.color = ColorOrder::grayscale;  // the only order a one-channel model can take
   if (!o.scale.empty()) p.scale = parse_number(o.scale, "--scale");
   if (!o.mean.empty()) p.mean = o.mean;
   if (!o.std.empty()) p.std = o.std;

@@ -6,15 +6,6 @@
 
 namespace {
 
-// One line per error, even when a library (e.g. the ONNX checker) wrote several.
-std::string one_line(std::string message) {
-  for (char& c : message) {
-    if (c == '\n') c = ' ';
-  }
-  while (!message.empty() && message.back() == ' ') message.pop_back();
-  return message;
-}
-
 // "did you mean" for a mistyped subcommand or option: the first command-line word that names neither,
 // matched against the subcommands or the options of the subcommand given.
 std::string suggestion(const CLI::App& app, int argc, char** argv) {
@@ -66,10 +57,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "sieve: error: " << one_line(e.what()) << suggestion(app, argc, argv) << "\n";
+    std::cerr << "sieve: error: " << sieve::single_line(e.what()) << suggestion(app, argc, argv) << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "sieve: error: " << one_line(e.what()) << "\n";
+    std::cerr << "sieve: error: " << sieve::single_line(e.what()) << "\n";
     return 1;
   }
   return 0;

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target sieve_cli
+cmake --build --preset release -j "$(nproc)" --target sieve_cli sieve_python
 sieve=./build/release/sieve
 $sieve info examples/fashion_cnn.onnx
 $sieve predict examples/fashion_cnn.onnx examples/images --top 3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up, build and run every test (optimized build): natively, then with oneDNN capped to AVX2 and to
 # SSE4.1, since oneDNN picks its kernels by instruction set and float32 results differ between them by
-# rounding; a tolerance that holds on one machine only fails here first. Usage: bash scripts/test.sh
+# rounding; a tolerance that holds on one machine only fails here first. Then the Python module's tests
+# (pytest), on this build's module whatever sieve.pth names. Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,3 +20,7 @@ run_suite() (
 run_suite ""
 run_suite AVX2
 run_suite SSE41
+
+echo "== Python tests"
+PYTHONPATH="$PWD/build/release/python" PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \
+  /usr/bin/python3 -m pytest -p no:cacheprovider -q tests/python

@@ -40,6 +40,7 @@ struct ExplainSetup {
 
 struct InputBinding;
 struct BoundBatch;
+struct PatternFile;
 
 // `setup` checked against `model` once (names, shapes and types of the fixed inputs, the embedding
 // lookup of token ids), for every pass of a run. Throws for an unknown, missing or ill-shaped input.
@@ -143,7 +144,8 @@ struct AnalyzerContext {
   std::vector<std::string> rules;  // user composite entries "PREDICATE:RULE[:k=v]", ahead of a preset's
   std::string composite_file;      // a JSON composite, ahead of a preset's (after `rules`)
   std::string patterns_file;       // fitted patterns for pattern.net / pattern.attribution
-  int64_t max_batch = 32;          // rows per forward pass of the methods that run perturbed copies
+  std::shared_ptr<const PatternFile> patterns;  // the same held in memory, used when no file is named
+  int64_t max_batch = 32;  // rows per forward pass of the methods that run perturbed copies
 };
 
 // What to explain in each sample's output: "max" (the largest value: the predicted class), a flat index,

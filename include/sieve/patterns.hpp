@@ -94,6 +94,9 @@ void write_pattern_file(const std::string& path, const PatternFile& file);
 PatternFile read_pattern_file(const std::string& path);
 // Reads a pattern file and checks it was made for `model` (throws naming both fingerprints otherwise).
 PatternFile read_pattern_file_for(const std::string& path, const Model& model);
+// Throws when `file` was not made for `model` (its fingerprint or its number of layers), naming
+// `source` (the file, or what the patterns were fitted on) and both fingerprints.
+void check_patterns_fit(const PatternFile& file, const Model& model, const std::string& source);
 
 // Patterns of `type` fitted on one pass over `data` (fit_pattern_statistics), described by
 // `data_description` in the file.

@@ -34,6 +34,11 @@ class Tensor {
   Tensor(Shape shape, std::span<const float> values);
   // Storage left uninitialized, for outputs that a kernel writes completely.
   static Tensor uninitialized(Shape shape);
+  // A tensor over memory owned elsewhere (another library's array), read without copying: `storage`
+  // holds element_count(shape) floats in C order and keeps their owner alive. It need not be 64-byte
+  // aligned (aligned loads are faster, not required). The caller holds a copy of `storage` while the
+  // library uses the tensor, so the tensor never owns it alone and is never overwritten in place.
+  static Tensor borrowed(Shape shape, std::shared_ptr<float[]> storage);
 
   const Shape& shape() const { return shape_; }
   int64_t rank() const { return static_cast<int64_t>(shape_.size()); }

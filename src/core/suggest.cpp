@@ -22,6 +22,14 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+std::string single_line(std::string message) {
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  while (!message.empty() && message.back() == ' ') message.pop_back();
+  return message;
+}
+
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   const size_t limit = std::min<size_t>(3, std::max<size_t>(1, word.size() / 3));
   std::string best;

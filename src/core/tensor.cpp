@@ -63,6 +63,14 @@ Tensor Tensor::uninitialized(Shape shape) {
   return t;
 }
 
+Tensor Tensor::borrowed(Shape shape, std::shared_ptr<float[]> storage) {
+  Tensor t;
+  t.size_ = checked_element_count(shape);
+  t.shape_ = std::move(shape);
+  t.storage_ = std::move(storage);
+  return t;
+}
+
 Tensor::Tensor(Shape shape) : Tensor(std::move(shape), 0.0f) {}
 
 Tensor::Tensor(Shape shape, float fill) : Tensor(uninitialized(std::move(shape))) {

@@ -93,6 +93,12 @@ ModelProfile read_profile(const std::string& path) {
   return profile;
 }
 
+Preprocessing model_preprocessing(const std::optional<ModelProfile>& profile, int64_t channels) {
+  Preprocessing p = profile && profile->preprocessing ? *profile->preprocessing : Preprocessing{};
+  if (channels == 1) p.color = ColorOrder::grayscale;
+  return p;
+}
+
 std::optional<ModelProfile> find_profile(const std::string& model_path) {
   const std::string path = model_path + ".json";
   if (!std::filesystem::exists(path)) return std::nullopt;

@@ -160,7 +160,8 @@ std::vector<Entry> pattern_methods() {
           {{"patterns", "", "pattern file from sieve fit-patterns (or --patterns)"}},
           attribution ? "heatmap" : "projection"},
          [attribution](Params& p, const AnalyzerContext& context) {
-           return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file));
+           return patterns::make_pattern_analyzer(attribution, p.text("patterns", context.patterns_file),
+                                                  context.patterns);
          }});
   }
   return all;

@@ -10,8 +10,11 @@ namespace {
 
 class PatternAnalyzer : public Analyzer {
  public:
-  PatternAnalyzer(bool attribution, std::string path) : attribution_(attribution), path_(std::move(path)) {
-    if (path_.empty())
+  PatternAnalyzer(bool attribution, std::string path, std::shared_ptr<const PatternFile> patterns)
+      : attribution_(attribution),
+        path_(std::move(path)),
+        patterns_(path_.empty() ? std::move(patterns) : nullptr) {
+    if (path_.empty() && patterns_ == nullptr)
       throw Error(std::string(attribution ? "pattern.attribution" : "pattern.net") +
                   " needs patterns: --patterns FILE or patterns=FILE (made by sieve fit-patterns)");
   }
@@ -36,7 +39,10 @@ class PatternAnalyzer : public Analyzer {
   // weights, read from the file and checked against the model.
   std::map<size_t, BackwardMapping> mappings_for(const Model& model) const {
     const std::vector<size_t> layers = pattern_layers(model);
-    const PatternFile file = read_pattern_file_for(path_, model);
+    if (patterns_ != nullptr) check_patterns_fit(*patterns_, model, "the fitted patterns");
+    PatternFile read;
+    const PatternFile& file =
+        patterns_ != nullptr ? *patterns_ : (read = read_pattern_file_for(path_, model));
     std::map<size_t, BackwardMapping> mappings;
     for (size_t l = 0; l < layers.size(); ++l) {
       const Node& node = model.graph().nodes()[layers[l]];
@@ -57,14 +63,16 @@ class PatternAnalyzer : public Analyzer {
 
   bool attribution_;
   std::string path_;
+  std::shared_ptr<const PatternFile> patterns_;
   const Model* prepared_ = nullptr;
   std::map<size_t, BackwardMapping> mappings_;  // of the prepared model
 };
 
 }  // namespace
 
-std::unique_ptr<Analyzer> make_pattern_analyzer(bool attribution, const std::string& patterns_file) {
-  return std::make_unique<PatternAnalyzer>(attribution, patterns_file);
+std::unique_ptr<Analyzer> make_pattern_analyzer(bool attribution, const std::string& patterns_file,
+                                                std::shared_ptr<const PatternFile> patterns) {
+  return std::make_unique<PatternAnalyzer>(attribution, patterns_file, std::move(patterns));
 }
 
 }  // namespace sieve::patterns

@@ -121,16 +121,20 @@ PatternFile read_pattern_file(const std::string& path) {
   return file;
 }
 
-PatternFile read_pattern_file_for(const std::string& path, const Model& model) {
-  PatternFile file = read_pattern_file(path);
+void check_patterns_fit(const PatternFile& file, const Model& model, const std::string& source) {
   const std::string fingerprint = model_fingerprint(model);
   if (file.fingerprint != fingerprint)
-    throw Error(path + ": these patterns were fitted for another model (fingerprint " + file.fingerprint +
+    throw Error(source + ": these patterns were fitted for another model (fingerprint " + file.fingerprint +
                 ", this model " + fingerprint + ")");
   const std::vector<size_t> layers = pattern_layers(model);
   if (layers.size() != file.patterns.size())
-    throw Error(path + ": " + std::to_string(file.patterns.size()) + " pattern layers for a model with " +
+    throw Error(source + ": " + std::to_string(file.patterns.size()) + " pattern layers for a model with " +
                 std::to_string(layers.size()));
+}
+
+PatternFile read_pattern_file_for(const std::string& path, const Model& model) {
+  PatternFile file = read_pattern_file(path);
+  check_patterns_fit(file, model, path);
   return file;
 }
 

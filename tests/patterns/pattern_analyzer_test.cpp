@@ -225,5 +225,40 @@ TEST(PatternAnalyzers, ErrorsAreClear) {
   }
 }
 
+// Patterns held in memory (AnalyzerContext::patterns) explain exactly as the file they would be written
+// to, and are checked against the model the same way.
+TEST(PatternAnalyzers, PatternsInMemoryMatchTheirFile) {
+  const Model cnn = Model::load(kModels + "cnn_dynbatch.onnx"),
+              mlp = Model::load(kModels + "mlp_dynbatch.onnx");
+  const Tensor train = read_npy(kModels + "fmnist_train2000.npy");
+  auto file = std::make_shared<PatternFile>();
+  file->fingerprint = model_fingerprint(cnn);
+  file->statistics = PatternStatistics(cnn);
+  file->statistics.accumulate(cnn,
+                              Tensor(Shape{8, 1, 28, 28}, std::span<const float>(train.data(), 8 * 28 * 28)));
+  file->patterns = estimate_patterns(cnn, file->statistics, PatternType::relu);
+  const std::string path = temp("cnn_in_memory.safetensors").string();
+  write_pattern_file(path, *file);
+  const Tensor x = read_npy(kModels + "cnn_inputs.npy");
+  for (const std::string method : {"pattern.net", "pattern.attribution"}) {
+    AnalyzerContext in_memory;
+    in_memory.patterns = file;
+    const auto analyzer = create_analyzer(MethodSpec::parse(method), in_memory);
+    analyzer->prepare(cnn);
+    const ForwardPass pass(cnn, x);
+    const Tensor from_memory = analyzer->explain(pass, std::vector<int64_t>(16, 3));
+    const Tensor from_file = explain(cnn, x, method, std::vector<int64_t>(16, 3), path);
+    ASSERT_EQ(from_memory.shape(), from_file.shape());
+    for (int64_t i = 0; i < from_file.size(); ++i)
+      ASSERT_EQ(from_memory[i], from_file[i]) << method << " " << i;
+    try {
+      analyzer->prepare(mlp);
+      ADD_FAILURE() << "the cnn's patterns were prepared for the mlp";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(model_fingerprint(mlp)), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sieve

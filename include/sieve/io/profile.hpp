@@ -30,6 +30,9 @@ void check_profile_fits(const ModelProfile& profile, const std::string& path, in
 std::optional<InputRange> known_input_range(const std::optional<ModelProfile>& profile,
                                             const Preprocessing& p, bool preprocessing_stated,
                                             int64_t channels);
+// The preprocessing of a model's images without overrides: the profile's (or the defaults), in the
+// grayscale order when the model has one channel, the only order it can take.
+Preprocessing model_preprocessing(const std::optional<ModelProfile>& profile, int64_t channels);
 // The profile next to a model (model_path + ".json"), if there is one.
 std::optional<ModelProfile> find_profile(const std::string& model_path);
 
