@@ -15,14 +15,18 @@
 namespace sieve::rules {
 namespace {
 
-enum class ProductRule { all, prop, abs, half };
-
-ProductRule product_rule(const std::string& name) {
-  if (name == "all") return ProductRule::all;
-  if (name == "prop") return ProductRule::prop;
-  if (name == "abs") return ProductRule::abs;
-  if (name == "half") return ProductRule::half;
-  throw Error("lstm=" + name + " is not a product rule (all, prop, abs or half)");
+std::string product_rule_name(LstmProducts rule) {
+  switch (rule) {
+    case LstmProducts::all:
+      return "all";
+    case LstmProducts::prop:
+      return "prop";
+    case LstmProducts::abs:
+      return "abs";
+    case LstmProducts::half:
+      return "half";
+  }
+  return "all";
 }
 
 // The ε-rule's stabilizer, sign(0) = +1 like the linear rules'.
@@ -35,13 +39,13 @@ enum Gate : int64_t { input_gate = 0, output_gate = 1, forget_gate = 2, cell_inp
 
 class LstmTreatment : public Treatment {
  public:
-  LstmTreatment(const std::string& products, float epsilon)
-      : products_name_(products), products_(product_rule(products)), epsilon_(epsilon) {}
+  LstmTreatment(LstmProducts products, float epsilon) : products_(products), epsilon_(epsilon) {}
 
   std::string describe() const override {
+    const std::string name = product_rule_name(products_);
     return "LSTM (book ch. 11): ε-rule (ε = " + format_number(epsilon_) + ") on the linear maps, products " +
-           (products_ == ProductRule::all ? "signal-take-all" : "split by LRP-" + products_name_) +
-           " (lstm=" + products_name_ + "), cell-state sums proportional";
+           (products_ == LstmProducts::all ? "signal-take-all" : "split by LRP-" + name) + " (lstm=" + name +
+           "), cell-state sums proportional";
   }
   std::vector<ValueId> trace_values(const Node& node) const override {
     std::vector<ValueId> keep;
@@ -60,13 +64,13 @@ class LstmTreatment : public Treatment {
   // The gate's share of R_p = gate ⊙ signal by Table 11.1, from the pre-activations z_g and z_s.
   float gate_share(float r, float z_gate, float z_signal) const {
     switch (products_) {
-      case ProductRule::all:
+      case LstmProducts::all:
         return 0.0f;
-      case ProductRule::half:
+      case LstmProducts::half:
         return 0.5f * r;
-      case ProductRule::prop:
+      case LstmProducts::prop:
         return z_gate / stabilized(z_gate + z_signal, epsilon_) * r;
-      case ProductRule::abs:
+      case LstmProducts::abs:
         return std::abs(z_gate) / (std::abs(z_gate) + std::abs(z_signal) + epsilon_) * r;
     }
     return 0.0f;
@@ -168,8 +172,7 @@ class LstmTreatment : public Treatment {
     return back;
   }
 
-  std::string products_name_;
-  ProductRule products_;
+  LstmProducts products_;
   float epsilon_;
 };
 

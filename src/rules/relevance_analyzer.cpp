@@ -250,7 +250,11 @@ RelevanceOptions relevance_options(Params& p) {
     options.activation = ActivationTreatment::gradient;
   if (p.choice(kGate.name, kGate.default_value, {"signal", "half"}) == "half")
     options.gate = GateTreatment::half;
-  options.lstm_products = p.choice(kLstm.name, kLstm.default_value, {"all", "prop", "abs", "half"});
+  const std::string lstm = p.choice(kLstm.name, kLstm.default_value, {"all", "prop", "abs", "half"});
+  options.lstm_products = lstm == "all"    ? LstmProducts::all
+                          : lstm == "prop" ? LstmProducts::prop
+                          : lstm == "abs"  ? LstmProducts::abs
+                                           : LstmProducts::half;
   options.split_epsilon = static_cast<float>(
       p.number(kSplitEpsilon.name, parse_double(kSplitEpsilon.default_value).value(), 1e-30, 1.0));
   return options;

@@ -264,8 +264,7 @@ std::unique_ptr<Treatment> linear_treatment(const TreatmentRequest& r) {
 }
 
 // The node that made `v`, looking through data movement (reshapes, transposes, slices, copies).
-const Node* source_of(const Graph& graph, ValueId v) {
-  const std::vector<int> producers = graph.producers();
+const Node* source_of(const Graph& graph, const std::vector<int>& producers, ValueId v) {
   for (;;) {
     const int p = v >= 0 ? producers[static_cast<size_t>(v)] : -1;
     if (p < 0) return nullptr;
@@ -277,8 +276,9 @@ const Node* source_of(const Graph& graph, ValueId v) {
 
 // True when `v` is a gate of a product under the method's options: a sigmoid-like activation's output
 // (unless gate=half), or softmax probabilities under attention=cp.
-bool is_held_factor(const Graph& graph, ValueId v, const RelevanceOptions& options) {
-  const Node* source = source_of(graph, v);
+bool is_held_factor(const Graph& graph, const std::vector<int>& producers, ValueId v,
+                    const RelevanceOptions& options) {
+  const Node* source = source_of(graph, producers, v);
   if (source == nullptr) return false;
   if (graph.role(*source) == OpRole::softmax) return options.attention == AttentionTreatment::cp;
   return source->op->is_gate() && options.gate == GateTreatment::signal;
@@ -286,13 +286,14 @@ bool is_held_factor(const Graph& graph, ValueId v, const RelevanceOptions& optio
 
 std::unique_ptr<Treatment> product_treatment(const TreatmentRequest& r) {
   const Graph& graph = r.graph;
+  const std::vector<int> producers = graph.producers();
   std::vector<bool> held(r.node.inputs.size(), false);
   size_t varying = 0, gates = 0;
   for (size_t i = 0; i < r.node.inputs.size(); ++i) {
     const ValueId v = r.node.inputs[i];
     if (v < 0 || graph.value(v).is_constant()) continue;
     ++varying;
-    if (is_held_factor(graph, v, r.options)) held[i] = true, ++gates;
+    if (is_held_factor(graph, producers, v, r.options)) held[i] = true, ++gates;
   }
   if (gates == 0 || gates == varying)
     return std::make_unique<ProportionalTreatment>(Split{

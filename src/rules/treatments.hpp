@@ -38,6 +38,14 @@ enum class GateTreatment {
   half,    // the two factors share it equally
 };
 
+// The book's ch. 11 product rules for an LSTM's gate ⊙ signal products (Table 11.1).
+enum class LstmProducts {
+  all,   // signal-take-all: the gate gets no relevance
+  prop,  // in proportion to the pre-activations
+  abs,   // in proportion to their magnitudes
+  half,  // halves
+};
+
 struct RelevanceOptions {
   bool maxpool_average = false;  // max-pooling as average pooling instead of winner-take-all
   bool log_odds = false;         // explain the log-odds of the target instead of its logit
@@ -47,7 +55,7 @@ struct RelevanceOptions {
   GateTreatment gate = GateTreatment::signal;
   float split_epsilon = 1e-6f;  // the stabilizer of proportional splits (sums, products, the LN rule)
   // How an LSTM's products gate ⊙ signal split relevance (book Table 11.1): all, prop, abs or half.
-  std::string lstm_products = "all";
+  LstmProducts lstm_products = LstmProducts::all;
 };
 
 // What a backward mapping may read beyond the node's forward values.
