@@ -642,17 +642,6 @@ class LstmOp : public RecurrentOp {
   bool input_forget_;
 };
 
-// The state a GRU or RNN direction ends each step with, and what its backward pass reads.
-struct GruDirectionTrace {
-  bool reverse = false;
-  Tensor w, r;              // [3H, I], [3H, H]
-  Tensor gate_inputs;       // pre-activations z, r, h before clipping [T, N, 3H]
-  Tensor gates;             // their activations [T, N, 3H]
-  Tensor recurrent_hidden;  // h_{t−1}·R_hᵀ + Rb_h [T, N, H] (linear_before_reset only)
-  Tensor hidden;            // [T, N, H]
-  Tensor initial_hidden;    // [N, H]
-};
-
 // GRU (opsets 7, 14): gates z, r, h; linear_before_reset applies the reset gate after R_h.
 class GruOp : public RecurrentOp {
  public:
@@ -664,6 +653,13 @@ class GruOp : public RecurrentOp {
     return hidden_outputs(*this, inputs);
   }
 
+  GruTrace trace(std::span<const Tensor> inputs) const {
+    const Sequence q = sequence(inputs);
+    GruTrace result{q.hidden, clip(), linear_before_reset_, q.x, q.lengths, {}};
+    for (int64_t d = 0; d < q.directions; ++d) result.directions.push_back(run(q, d));
+    return result;
+  }
+
   std::vector<Tensor> vjp(const VjpArgs& a) const override { return backpropagate(*this, a); }
 
  private:
@@ -673,6 +669,8 @@ class GruOp : public RecurrentOp {
     const CellActivation &f = activation(d, 0), &g = activation(d, 1);
     GruDirectionTrace tr;
     tr.reverse = reverse(d);
+    tr.f = f;
+    tr.g = g;
     tr.w = direction_block(q.w, d, {3 * H, q.input_size});
     tr.r = direction_block(q.r, d, {3 * H, H});
     tr.initial_hidden = initial_state(q.initial_h, q, d);
@@ -814,20 +812,23 @@ class RnnOp : public RecurrentOp {
     return hidden_outputs(*this, inputs);
   }
 
+  RnnTrace trace(std::span<const Tensor> inputs) const {
+    const Sequence q = sequence(inputs);
+    RnnTrace result{q.hidden, clip(), q.x, q.lengths, {}};
+    for (int64_t d = 0; d < q.directions; ++d) result.directions.push_back(run(q, d));
+    return result;
+  }
+
   std::vector<Tensor> vjp(const VjpArgs& a) const override { return backpropagate(*this, a); }
 
  private:
   friend class RecurrentOp;
-  struct DirectionTrace {
-    bool reverse = false;
-    Tensor w, r, gate_inputs, hidden, initial_hidden;
-  };
-
-  DirectionTrace run(const Sequence& q, int64_t d) const {
+  RnnDirectionTrace run(const Sequence& q, int64_t d) const {
     const int64_t N = q.batch, H = q.hidden;
     const CellActivation& f = activation(d, 0);
-    DirectionTrace tr;
+    RnnDirectionTrace tr;
     tr.reverse = reverse(d);
+    tr.f = f;
     tr.w = direction_block(q.w, d, {H, q.input_size});
     tr.r = direction_block(q.r, d, {H, H});
     tr.initial_hidden = initial_state(q.initial_h, q, d);
@@ -852,7 +853,7 @@ class RnnOp : public RecurrentOp {
     return tr;
   }
 
-  DirectionGradient backward(const Sequence& q, const DirectionTrace& tr, const OutputGradients& g,
+  DirectionGradient backward(const Sequence& q, const RnnDirectionTrace& tr, const OutputGradients& g,
                              int64_t d) const {
     const int64_t N = q.batch, H = q.hidden;
     const CellActivation& f = activation(d, 0);
@@ -885,10 +886,32 @@ class RnnOp : public RecurrentOp {
 
 }  // namespace
 
+RecurrentCell recurrent_cell(const Op& op) {
+  if (dynamic_cast<const LstmOp*>(&op) != nullptr) return RecurrentCell::lstm;
+  if (dynamic_cast<const GruOp*>(&op) != nullptr) return RecurrentCell::gru;
+  if (dynamic_cast<const RnnOp*>(&op) != nullptr) return RecurrentCell::rnn;
+  throw Error("recurrent_cell: the op is " + std::string(op.type()) + ", not a recurrent cell");
+}
+
+namespace {
+
+template <class Cell>
+const Cell& cell_of(const Op& op, const char* name) {
+  const auto* cell = dynamic_cast<const Cell*>(&op);
+  if (cell == nullptr) throw Error(std::string("the op is ") + std::string(op.type()) + ", not an " + name);
+  return *cell;
+}
+
+}  // namespace
+
 LstmTrace lstm_trace(const Op& op, std::span<const Tensor> inputs) {
-  const auto* lstm = dynamic_cast<const LstmOp*>(&op);
-  if (lstm == nullptr) throw Error("lstm_trace: the op is " + std::string(op.type()) + ", not an LSTM");
-  return lstm->trace(inputs);
+  return cell_of<LstmOp>(op, "LSTM").trace(inputs);
+}
+GruTrace gru_trace(const Op& op, std::span<const Tensor> inputs) {
+  return cell_of<GruOp>(op, "GRU").trace(inputs);
+}
+RnnTrace rnn_trace(const Op& op, std::span<const Tensor> inputs) {
+  return cell_of<RnnOp>(op, "RNN").trace(inputs);
 }
 
 std::unique_ptr<Op> make_lstm(const OpSpec& spec) {

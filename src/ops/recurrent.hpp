@@ -1,7 +1,7 @@
 #pragma once
 
-// The recurrent cells LSTM, GRU and RNN (ONNX opsets 7 and 14), and the internals of an LSTM's forward
-// pass for relevance treatments that redistribute through the cell step by step.
+// The recurrent cells LSTM, GRU and RNN (ONNX opsets 7 and 14), and the internals of their forward
+// passes for relevance treatments that redistribute through the cell step by step.
 
 #include <span>
 #include <string>
@@ -68,9 +68,54 @@ struct LstmTrace {
   std::vector<Tensor> outputs;                 // Y, Y_h, Y_c as the op returns them (node layout)
 };
 
-// Runs an LSTM op (created from an "LSTM" node) on its inputs, in ONNX order (X, W, R, B, sequence_lens,
-// initial_h, initial_c, P; empty tensors for absent ones), keeping every step's internals. Throws
-// sieve::Error naming the node when `op` is not an LSTM or the inputs do not fit it.
+// One direction of a GRU, indexed like LstmDirectionTrace. Gate blocks are in ONNX order z, r, h.
+struct GruDirectionTrace {
+  bool reverse = false;
+  Tensor w, r;              // [3H, I], [3H, H]
+  CellActivation f, g;      // gates, candidate
+  Tensor gate_inputs;       // pre-activations of z, r and h before clipping [T, N, 3H]
+  Tensor gates;             // their activations [T, N, 3H]
+  Tensor recurrent_hidden;  // h_{t−1}·R_hᵀ + Rb_h [T, N, H] (linear_before_reset only, else zeros)
+  Tensor hidden;            // h_t = (1 − z) ⊙ h̃ + z ⊙ h_{t−1} [T, N, H]
+  Tensor initial_hidden;    // [N, H]
+};
+
+struct GruTrace {
+  int64_t hidden_size = 0;
+  float clip = 0.0f;
+  bool linear_before_reset = false;
+  Tensor x;                               // [T, N, I] (layout 0)
+  std::vector<int64_t> sequence_lengths;  // L_n per batch row
+  std::vector<GruDirectionTrace> directions;
+};
+
+// One direction of an RNN: h_t = f(x_t·Wᵀ + h_{t−1}·Rᵀ + Wb + Rb), indexed like LstmDirectionTrace.
+struct RnnDirectionTrace {
+  bool reverse = false;
+  Tensor w, r;  // [H, I], [H, H]
+  CellActivation f;
+  Tensor gate_inputs, hidden;  // pre-activations and states [T, N, H]
+  Tensor initial_hidden;       // [N, H]
+};
+
+struct RnnTrace {
+  int64_t hidden_size = 0;
+  float clip = 0.0f;
+  Tensor x;
+  std::vector<int64_t> sequence_lengths;
+  std::vector<RnnDirectionTrace> directions;
+};
+
+enum class RecurrentCell { lstm, gru, rnn };
+
+// Which cell a recurrent op is. Throws sieve::Error when `op` is not one of the three.
+RecurrentCell recurrent_cell(const Op& op);
+
+// Run a recurrent op on its inputs, in ONNX order (X, W, R, B, sequence_lens, initial_h[, initial_c, P];
+// empty tensors for absent ones), keeping every step's internals. Each throws sieve::Error naming the
+// node when `op` is not that cell or the inputs do not fit it.
 LstmTrace lstm_trace(const Op& op, std::span<const Tensor> inputs);
+GruTrace gru_trace(const Op& op, std::span<const Tensor> inputs);
+RnnTrace rnn_trace(const Op& op, std::span<const Tensor> inputs);
 
 }  // namespace sieve::ops

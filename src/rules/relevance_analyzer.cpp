@@ -222,7 +222,7 @@ namespace {
 const MethodParameter kMaxpool{"maxpool", "max", "max (winner-take-all) or avg (as average pooling)"};
 const MethodParameter kLogOdds{"logodds", "0", "1: explain the target's log-odds (top-layer soft-min)"};
 const MethodParameter kLstm{"lstm", "all",
-                            "LSTM products (book ch. 11): all (signal-take-all), prop, abs or half"};
+                            "LSTM and GRU products (book ch. 11): all (signal-take-all), prop, abs or half"};
 const MethodParameter kNorm{"norm", "ln",
                             "LayerNorm/InstanceNorm: ln (σ held constant, centring linear) or gradient"};
 const MethodParameter kAttention{

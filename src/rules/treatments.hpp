@@ -38,7 +38,7 @@ enum class GateTreatment {
   half,    // the two factors share it equally
 };
 
-// The book's ch. 11 product rules for an LSTM's gate ⊙ signal products (Table 11.1).
+// The book's ch. 11 product rules for the gate ⊙ signal products of LSTM and GRU cells (Table 11.1).
 enum class LstmProducts {
   all,   // signal-take-all: the gate gets no relevance
   prop,  // in proportion to the pre-activations
@@ -54,7 +54,7 @@ struct RelevanceOptions {
   ActivationTreatment activation = ActivationTreatment::identity;
   GateTreatment gate = GateTreatment::signal;
   float split_epsilon = 1e-6f;  // the stabilizer of proportional splits (sums, products, the LN rule)
-  // How an LSTM's products gate ⊙ signal split relevance (book Table 11.1): all, prop, abs or half.
+  // How the products gate ⊙ signal of LSTM and GRU cells split relevance (book Table 11.1).
   LstmProducts lstm_products = LstmProducts::all;
 };
 
