@@ -10,6 +10,7 @@
 
 #include "analyzers/gradient_family.hpp"
 #include "sieve/error.hpp"
+#include "sieve/parse.hpp"
 
 namespace sieve::analyzers {
 namespace {
@@ -205,6 +206,12 @@ class ActivationMap : public Analyzer {
         for (int64_t j = 0; j < plane; ++j) {
           const int64_t at = (i * channels + c) * plane + j;
           result[at] = upsampled[i * plane + j] * (guided ? guide[at] : 1.0f);
+          // Both factors are finite, so only their product can leave float32's range.
+          if (!std::isfinite(result[at]))
+            throw Error(name() + ": guided backprop × Grad-CAM of sample " + std::to_string(i) +
+                        " exceeds float32's range (|value| > 3.4e38; guided backprop " +
+                        format_number(guide[at]) + ", map " + format_number(upsampled[i * plane + j]) +
+                        "): the model's activations and gradients are too large for this product");
         }
       }
     }

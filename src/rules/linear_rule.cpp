@@ -224,8 +224,10 @@ Tensor apply_linear_rule(const LinearRule& rule, const ModifiedParameters& param
     const Tensor& x = inputs[b];
     float* r = result.data();
     const int64_t n = result.size();
+    // An element whose branch input is zero contributes nothing to any output, so its share is zero
+    // even where c overflowed: a neuron whose contributions are all zero has z = 0 and gets R / ε.
 #pragma omp parallel for simd if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) r[i] += factor * x[i] * c[i];
+    for (int64_t i = 0; i < n; ++i) r[i] += x[i] == 0.0f ? 0.0f : factor * x[i] * c[i];
   }
   return result;
 }
