@@ -12,6 +12,7 @@
 #include "sieve/analyzer.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/io/stream.hpp"
 #include "sieve/lrp.hpp"
 #include "sieve/methods.hpp"
 #include "sieve/results.hpp"
@@ -33,6 +34,7 @@ struct ExplainOptions {
   std::string grid;
   std::vector<std::string> rules;
   std::string composite, patterns;
+  std::vector<std::string> data;
   bool explain_rules = false, conservation = false, json = false;
   std::vector<std::string> fixed_inputs;
   std::string wrt, output;
@@ -199,6 +201,24 @@ void check_rule_names(const std::vector<std::string>& rules) {
   }
 }
 
+// --data: every sample in one tensor [M, ...], preprocessed as the inputs are; null without it.
+std::shared_ptr<const Tensor> load_data(const ExplainOptions& o, const Model& model, size_t wrt) {
+  if (o.data.empty()) return nullptr;
+  const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input, o.data, wrt);
+  InputStream stream(o.data, resolved.preprocessing, model.input_shapes().at(wrt));
+  std::vector<float> values;
+  Shape shape;
+  int64_t count = 0;
+  for (Tensor batch; stream.next(256, batch);) {
+    shape = batch.shape();
+    count += batch.dim(0);
+    values.insert(values.end(), batch.values().begin(), batch.values().end());
+  }
+  if (count == 0) throw Error("--data holds no samples");
+  shape[0] = count;
+  return std::make_shared<const Tensor>(shape, std::span<const float>(values));
+}
+
 // The run's methods, each created once and prepared for the model; a method given twice runs once.
 struct Methods {
   std::vector<MethodSpec> specs;
@@ -318,11 +338,20 @@ std::vector<ExplanationRecord> records_for(const std::vector<Explanation>& resul
   return records;
 }
 
+// The superpixels that `lime` without a mask switched on and off in a sample ([H, W]), empty for other
+// methods: segmenting the same input with the same parameters again gives the same segments.
+Tensor segments_of(const MethodSpec& spec, const Tensor& sample) {
+  const Tensor segments = lime_segments(spec, sample);
+  return segments.empty() ? segments : segments.reshaped({segments.dim(1), segments.dim(2)});
+}
+
 // All explanations in one .npy array (input order; [N, ...] for one target per input, [N, T, ...] for
-// several) or the one explanation's picture in one .png.
+// several) or the one explanation's picture in one .png. LIME's superpixels go beside the array, in
+// OUT__METHOD__segments.npy ([N, H, W]).
 void write_single_file(const ExplainOptions& o, OutKind kind, const std::vector<Explanation>& results,
-                       const std::vector<Tensor>& samples, const std::vector<Visualization>& pictures,
-                       std::vector<ExplanationRecord>& records, OutputLedger& ledger) {
+                       const std::vector<Tensor>& samples, const std::vector<MethodSpec>& specs,
+                       const std::vector<Visualization>& pictures, std::vector<ExplanationRecord>& records,
+                       OutputLedger& ledger) {
   ledger.claim(o.out);
   if (kind == OutKind::png) {
     const Explanation& e = results.at(0);
@@ -343,6 +372,26 @@ void write_single_file(const ExplainOptions& o, OutKind kind, const std::vector<
     if (per > 1) records[i].position.push_back(static_cast<int64_t>(i % per));
   }
   write_npy(o.out, all);
+  std::set<size_t> segmented;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const size_t m = results[i].method;
+    if (segmented.count(m) || lime_segments(specs[m], samples[0]).empty()) continue;
+    segmented.insert(m);
+    const std::string path =
+        fs::path(o.out).replace_extension("").string() + "__" + file_safe(specs[m].text()) + "__segments.npy";
+    ledger.claim(path);
+    Tensor maps;
+    for (size_t s = 0; s < samples.size(); ++s) {
+      const Tensor one = segments_of(specs[m], samples[s]);
+      if (maps.empty())
+        maps = Tensor::uninitialized({static_cast<int64_t>(samples.size()), one.dim(0), one.dim(1)});
+      std::copy_n(one.data(), one.size(), maps.data() + static_cast<int64_t>(s) * one.size());
+    }
+    write_npy(path, maps);
+    for (size_t k = 0; k < results.size(); ++k) {
+      if (results[k].method == m) records[k].outputs.push_back(path);
+    }
+  }
 }
 
 // One .npy and/or .png per input × method (× target) in the --out directory, and the --grid picture.
@@ -359,6 +408,7 @@ void write_directory(const ExplainOptions& o, const std::vector<Explanation>& re
   const std::vector<std::string> stems = output_stems(inputs);
   std::vector<std::vector<Image>> rows(samples.size());
   for (size_t i = 0; i < samples.size(); ++i) rows[i].push_back(input_image(samples[i]));
+  std::set<std::string> written_segments;
   for (size_t k = 0; k < results.size(); ++k) {
     const Explanation& e = results[k];
     std::string name = stems[e.sample] + "__" + file_safe(specs[e.method].text());
@@ -368,6 +418,18 @@ void write_directory(const ExplainOptions& o, const std::vector<Explanation>& re
       ledger.claim(base + ".npy");
       write_npy(base + ".npy", e.values);
       records[k].outputs.push_back(base + ".npy");
+      // LIME's superpixels, once per input and method (whatever the targets).
+      const std::string segments_file =
+          stems[e.sample] + "__" + file_safe(specs[e.method].text()) + "__segments.npy";
+      const std::string segments_path = (fs::path(o.out) / segments_file).string();
+      if (written_segments.count(segments_path) != 0) {
+        records[k].outputs.push_back(segments_path);
+      } else if (const Tensor segments = segments_of(specs[e.method], samples[e.sample]); !segments.empty()) {
+        ledger.claim(segments_path);
+        write_npy(segments_path, segments);
+        written_segments.insert(segments_path);
+        records[k].outputs.push_back(segments_path);
+      }
     }
     if (!save_png && o.grid.empty()) continue;
     const Image picture = visualize(pictures[e.method], e.values, rows[e.sample][0]);
@@ -400,6 +462,7 @@ void run_explain(const ExplainOptions& o) {
   context.rules = o.rules;
   context.composite_file = o.composite;
   context.patterns_file = o.patterns;
+  context.data = load_data(o, model, wrt);
   context.max_batch = o.input.batch;
   const Methods methods = create_methods(o, context, model);
   const ParsedTargets parsed = parse_targets(o.target, class_names);
@@ -432,7 +495,7 @@ void run_explain(const ExplainOptions& o) {
   OutputLedger ledger;
   const bool single_file = out_kind == OutKind::npy || out_kind == OutKind::png;
   if (single_file) {
-    write_single_file(o, out_kind, results, samples, pictures, records, ledger);
+    write_single_file(o, out_kind, results, samples, methods.specs, pictures, records, ledger);
   } else {
     write_directory(o, results, loaded.inputs, samples, methods.specs, pictures, targets, records, ledger);
   }
@@ -490,6 +553,9 @@ void add_explain_command(CLI::App& app) {
                   "Relevance methods: a JSON composite ahead of the preset");
   cmd->add_option("--patterns", options->patterns,
                   "pattern.net / pattern.attribution: the fitted pattern file");
+  cmd->add_option("--data", options->data,
+                  "prediction_difference: the data its windows are sampled from (.npy, IDX, images or "
+                  "directories; FILE[a:b] for a slice), preprocessed as the inputs");
   cmd->add_flag("--explain-rules", options->explain_rules,
                 "Print the rule each node of a relevance method gets");
   cmd->add_flag("--conservation", options->conservation,

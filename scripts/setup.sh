@@ -10,6 +10,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libdnnl-dev libeigen3-dev
   libpng-dev libjpeg62-turbo-dev libturbojpeg0-dev zlib1g-dev
+  libopencv-dev libopencv-contrib-dev
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata

@@ -72,6 +72,8 @@ class ForwardPass {
   const Tensor& input() const { return input_; }
   const Tensor& output() const { return output_; }
   ValueId explained_output() const { return plan_.output(); }
+  // The value input() is: the wrt input, or the embedding lookup's output.
+  ValueId explained_input() const { return plan_.input(); }
   // The run's sample that row `row` belongs to (the row itself for a pass made without samples), so
   // randomness drawn per sample does not depend on how the samples were batched.
   int64_t sample(int64_t row) const { return samples_.at(static_cast<size_t>(row)); }
@@ -146,6 +148,9 @@ struct AnalyzerContext {
   std::string patterns_file;       // fitted patterns for pattern.net / pattern.attribution
   std::shared_ptr<const PatternFile> patterns;  // the same held in memory, used when no file is named
   int64_t max_batch = 32;  // rows per forward pass of the methods that run perturbed copies
+  // Preprocessed samples [M, ...] of the model's explained input that prediction_difference samples
+  // its windows from (--data).
+  std::shared_ptr<const Tensor> data;
 };
 
 // What to explain in each sample's output: "max" (the largest value: the predicted class), a flat index,

@@ -15,5 +15,8 @@ namespace sieve {
 const std::vector<MethodInfo>& available_methods();
 // Throws sieve::Error for an unknown method, an unknown parameter or a malformed value.
 std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context = {});
+// The segments [N, H, W] that `lime` without a mask switches on and off in images [N, C, H, W] (its
+// superpixels, one integer per pixel); empty for another method or with a mask.
+Tensor lime_segments(const MethodSpec& spec, const Tensor& input);
 
 }  // namespace sieve

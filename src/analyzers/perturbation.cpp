@@ -18,6 +18,7 @@
 #include "sieve/blur.hpp"
 #include "sieve/error.hpp"
 #include "sieve/io/npy.hpp"
+#include "sieve/io/superpixels.hpp"
 #include "sieve/parse.hpp"
 
 namespace sieve::analyzers {
@@ -315,8 +316,10 @@ class Occlusion : public Analyzer {
 // the batch; for token ids also shaped like the ids, one group per token.
 class FeatureMask {
  public:
-  FeatureMask(Params& p, const std::string& method) : method_(method) {
+  // `optional`: an empty mask (none given) is allowed, the caller groups otherwise.
+  FeatureMask(Params& p, const std::string& method, bool optional = false) : method_(method) {
     path_ = p.text("mask", "");
+    if (path_.empty() && optional) return;
     if (path_.empty())
       throw Error("method '" + method + "' needs mask=FILE.npy (one integer group per element)");
     mask_ = read_npy(path_);
@@ -330,6 +333,8 @@ class FeatureMask {
 
   // The groups of every sample of the pass, in increasing group number; one entry when one mask serves
   // every sample.
+  bool given() const { return !path_.empty(); }
+
   std::vector<Groups> groups(const ForwardPass& pass) const {
     const Tensor& x = pass.input();
     const Shape sample = sample_shape(x);
@@ -382,13 +387,48 @@ class Ablation : public Analyzer {
   int64_t max_batch_;
 };
 
-// LIME (Ribeiro et al.; METHODS.md §2 "LIME"): n random on/off states of the mask's groups (the first
-// all on), the target's score on each, weighted by the kernel sqrt(exp(−d²/w²)) of the cosine distance d
-// to the all-on state, and a weighted ridge regression with intercept; each element gets its group's
-// coefficient.
+// The superpixel options of LIME's parameters.
+SuperpixelOptions superpixel_options(Params& p) {
+  SuperpixelOptions o;
+  o.algorithm = p.choice("segmentation", "slic", {"slic", "slico", "mslic", "lsc"});
+  o.region_size = static_cast<int>(p.integer("region_size", 10, 1, 1 << 20));
+  o.ruler = static_cast<float>(p.number("ruler", 10.0, 1e-6, 1e6));
+  o.ratio = static_cast<float>(p.number("ratio", 0.075, 1e-6, 1e6));
+  o.iterations = static_cast<int>(p.integer("iterations", 10, 1, 100000));
+  return o;
+}
+
+// The superpixels of every sample of images [N, C, H, W]: [N, H, W].
+Tensor segment_maps(const Tensor& x, const SuperpixelOptions& options, bool embedding) {
+  if (embedding || x.rank() != 4) {
+    throw Error(
+        "lime: without mask=FILE.npy the input is segmented into superpixels, which needs images "
+        "[N, C, H, W]; the explained input is " +
+        std::string(embedding ? "embedding vectors " : "") + "of shape " + to_string(x.shape()) +
+        " (give a mask with one integer group per element)");
+  }
+  if (x.dim(1) > 4) {
+    throw Error("lime: superpixels need images of 1 to 4 channels; the input has " +
+                std::to_string(x.dim(1)) + " (shape " + to_string(x.shape()) + "; give mask=FILE.npy)");
+  }
+  const int64_t per = per_sample(x), pixels = x.dim(2) * x.dim(3);
+  Tensor maps = Tensor::uninitialized({x.dim(0), x.dim(2), x.dim(3)});
+  for (int64_t i = 0; i < x.dim(0); ++i) {
+    const Tensor image(sample_shape(x), std::span<const float>(x.data() + i * per, static_cast<size_t>(per)));
+    const Tensor labels = superpixels(image, options);
+    std::copy(labels.values().begin(), labels.values().end(), maps.data() + i * pixels);
+  }
+  return maps;
+}
+
+// LIME (Ribeiro et al.; METHODS.md §2 "LIME"): n random on/off states of the groups (the first all on) —
+// a feature mask's, or without one each image's superpixels —, the target's score on each, weighted by
+// the kernel sqrt(exp(−d²/w²)) of the cosine distance d to the all-on state, and a weighted ridge
+// regression with intercept; each element gets its group's coefficient.
 class Lime : public Analyzer {
  public:
-  Lime(Params& p, int64_t max_batch) : fill_(p, "lime"), mask_(p, "lime") {
+  Lime(Params& p, int64_t max_batch) : fill_(p, "lime"), mask_(p, "lime", true) {
+    segmentation_ = superpixel_options(p);
     samples_ = p.integer("n", 1000, 2, 10000000);
     kernel_width_ = p.number("kernel_width", 0.25, 1e-9, 1e9);
     alpha_ = p.number("alpha", 1.0, 0.0, 1e12);
@@ -399,7 +439,10 @@ class Lime : public Analyzer {
   Tensor explain(const ForwardPass& pass, const Target& target) const override {
     const Tensor& x = pass.input();
     const int64_t n = x.dim(0), per = per_sample(x);
-    const std::vector<Groups> groups = mask_.groups(pass);
+    const std::vector<Groups> groups =
+        mask_.given()
+            ? mask_.groups(pass)
+            : superpixel_groups(segment_maps(x, segmentation_, pass.explains_embedding()), x.dim(1));
     const auto groups_of = [&](int64_t i) -> const Groups& {
       return groups[groups.size() == 1 ? 0 : static_cast<size_t>(i)];
     };
@@ -442,6 +485,21 @@ class Lime : public Analyzer {
   }
 
  private:
+  // The groups of each sample from its segment map [N, H, W]: a segment covers its pixels in every channel.
+  static std::vector<Groups> superpixel_groups(const Tensor& maps, int64_t channels) {
+    const int64_t pixels = maps.dim(1) * maps.dim(2);
+    std::vector<Groups> groups(static_cast<size_t>(maps.dim(0)));
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const float* map = maps.data() + static_cast<int64_t>(i) * pixels;
+      const int64_t segments = static_cast<int64_t>(*std::max_element(map, map + pixels)) + 1;
+      groups[i].resize(static_cast<size_t>(segments));
+      for (int64_t c = 0; c < channels; ++c) {
+        for (int64_t e = 0; e < pixels; ++e) groups[i][static_cast<size_t>(map[e])].push_back(c * pixels + e);
+      }
+    }
+    return groups;
+  }
+
   // Ridge with intercept on kernel-weighted samples (as scikit-learn's Ridge with sample weights):
   // centre by the weighted means, scale rows by √π, solve (XᵀX + αI) β = Xᵀy.
   Eigen::VectorXd fit(const std::vector<uint8_t>& states, size_t groups, const double* scores) const {
@@ -472,6 +530,7 @@ class Lime : public Analyzer {
 
   Fill fill_;
   FeatureMask mask_;
+  SuperpixelOptions segmentation_;
   int64_t samples_;
   double kernel_width_, alpha_;
   uint64_t seed_;
@@ -597,6 +656,10 @@ std::unique_ptr<Analyzer> make_ablation(Params& p, int64_t max_batch) {
 }
 std::unique_ptr<Analyzer> make_lime(Params& p, int64_t max_batch) {
   return std::make_unique<Lime>(p, max_batch);
+}
+Tensor lime_segments(Params& p, const Tensor& input) {
+  if (!p.text("mask", "").empty()) return {};
+  return segment_maps(input, superpixel_options(p), false);
 }
 std::unique_ptr<Analyzer> make_rise(Params& p, int64_t max_batch) {
   return std::make_unique<Rise>(p, max_batch);

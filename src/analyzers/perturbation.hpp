@@ -13,5 +13,8 @@ std::unique_ptr<Analyzer> make_occlusion(Params& p, int64_t max_batch);
 std::unique_ptr<Analyzer> make_ablation(Params& p, int64_t max_batch);
 std::unique_ptr<Analyzer> make_lime(Params& p, int64_t max_batch);
 std::unique_ptr<Analyzer> make_rise(Params& p, int64_t max_batch);
+// The superpixels LIME with parameters `p` switches on and off in images [N, C, H, W]: [N, H, W], or
+// empty when `p` gives a mask.
+Tensor lime_segments(Params& p, const Tensor& input);
 
 }  // namespace sieve::analyzers

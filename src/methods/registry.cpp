@@ -5,6 +5,7 @@
 #include "analyzers/deeplift.hpp"
 #include "analyzers/gradient_family.hpp"
 #include "analyzers/perturbation.hpp"
+#include "analyzers/prediction_difference.hpp"
 #include "patterns/pattern_analyzers.hpp"
 #include "rules/relevance_analyzer.hpp"
 #include "sieve/error.hpp"
@@ -98,9 +99,18 @@ std::vector<Entry> perturbation_methods() {
        batched<analyzers::make_ablation>},
       {{"lime",
         "per-group coefficients of a weighted ridge fit of f on random on/off states of a feature mask's "
-        "groups, kernel sqrt(exp(−d²/w²)) of the cosine distance d to the all-on state",
+        "groups (or of an image's superpixels), kernel sqrt(exp(−d²/w²)) of the cosine distance d to the "
+        "all-on state",
         with_fill(
-            {{"mask", "", ".npy with one integer group per element, shaped like one sample or the batch"},
+            {{"mask", "",
+              ".npy with one integer group per element, shaped like one sample or the batch; without it, "
+              "images are segmented into superpixels"},
+             {"segmentation", "slic",
+              "superpixels without a mask: slic, slico, mslic or lsc (OpenCV ximgproc)"},
+             {"region_size", "10", "average superpixel size in pixels"},
+             {"ruler", "10", "SLIC compactness (larger: more regular segments)"},
+             {"ratio", "0.075", "LSC compactness"},
+             {"iterations", "10", "segmentation iterations"},
              {"n", "1000", "number of on/off states (the first all on)"},
              {"kernel_width", "0.25", "kernel width w"},
              {"alpha", "1", "ridge penalty (the intercept is not penalized)"},
@@ -115,6 +125,25 @@ std::vector<Entry> perturbation_methods() {
                    {"seed", "0", "random seed"}}),
         "heatmap"},
        batched<analyzers::make_rise>},
+      {{"prediction_difference",
+        "weight of evidence log2 odds(p(c|x)) − log2 odds(p(c|x without the window)) of every k×k window "
+        "(all channels), p(c|x without it) the mean over n samples of the window drawn from the data "
+        "(--data), averaged over the windows covering each pixel (Zintgraf et al. 2017)",
+        {{"mode", "conditional",
+          "conditional: the window drawn from a normal given the (k+2l)² patch around it, fitted to the "
+          "data's patches; marginal: the window of other data images"},
+         {"window", "4", "window size k in pixels"},
+         {"padding", "2", "conditional: the patch's margin l around the window"},
+         {"n", "10", "samples per window"},
+         {"measure", "evidence",
+          "evidence: weight of evidence of the softmax probability, Laplace-corrected with N = the data's "
+          "sample count; difference: f(x) − mean f(x̃) of the target's score"},
+         {"seed", "0", "random seed"},
+         {"batch", "", "altered copies per forward pass (default: --batch)"}},
+        "heatmap"},
+       [](Params& p, const AnalyzerContext& context) {
+         return analyzers::make_prediction_difference(p, context.max_batch, context.data);
+       }},
   };
 }
 
@@ -126,8 +155,11 @@ std::vector<Entry> activation_map_methods() {
   return {
       {{"deeplift",
         "(x − x̄) ⊙ the gradient pass with each activation's derivative replaced by Δout/Δin against the "
-        "baseline (Rescale rule; max pooling routes to the arg-max)",
-        {{"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"}},
+        "baseline (Rescale rule; max pooling routes to the arg-max), or the RevealCancel rule's separate "
+        "multipliers of the positive and negative parts of every difference",
+        {{"baseline", "0", "a constant, or a .npy file shaped like one sample or the whole batch"},
+         {"rule", "rescale",
+          "rescale, or reveal_cancel (linear layers, element-wise activations and data movement only)"}},
         "heatmap"},
        without_context<analyzers::make_deeplift>},
       {{"grad_cam",
@@ -216,6 +248,12 @@ std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const Analyzer
   const std::string near = closest_match(spec.name, names);
   throw Error("unknown method '" + spec.name + "' (" + (near.empty() ? "" : "did you mean '" + near + "'? ") +
               "sieve methods lists them)");
+}
+
+Tensor lime_segments(const MethodSpec& spec, const Tensor& input) {
+  if (spec.name != "lime") return {};
+  Params params(spec);
+  return analyzers::lime_segments(params, input);
 }
 
 }  // namespace sieve

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 
 #include "sieve/analyzer.hpp"
 #include "sieve/error.hpp"
@@ -229,6 +231,53 @@ TEST(Lime, ConvergesAsSamplesGrow) {
   std::remove(mask.c_str());
 }
 
+// Two flat halves, dark and bright, with a faint ramp inside each so SLIC has something to do: every
+// superpixel lies on one side of the edge, whatever the normalisation of the values.
+TEST(Lime, SuperpixelsFollowAClearEdge) {
+  for (const float scale : {1.0f, 50.0f}) {
+    Tensor image(Shape{1, 3, 32, 32});
+    for (int64_t c = 0; c < 3; ++c) {
+      for (int64_t y = 0; y < 32; ++y) {
+        for (int64_t x = 0; x < 32; ++x)
+          image[(c * 32 + y) * 32 + x] = scale * ((x < 13 ? 0.1f : 0.9f) + 0.002f * static_cast<float>(y));
+      }
+    }
+    for (const std::string algorithm : {"slic", "lsc"}) {
+      const Tensor segments =
+          lime_segments(MethodSpec::parse("lime:region_size=8,segmentation=" + algorithm), image);
+      ASSERT_EQ(segments.shape(), (Shape{1, 32, 32}));
+      std::map<int64_t, std::set<bool>> sides;
+      for (int64_t e = 0; e < segments.size(); ++e)
+        sides[static_cast<int64_t>(segments[e])].insert(e % 32 < 13);
+      EXPECT_GE(sides.size(), 4u) << algorithm;
+      for (const auto& [segment, side] : sides)
+        EXPECT_EQ(side.size(), 1u) << algorithm << ": segment " << segment << " crosses the edge";
+      EXPECT_EQ(sides.rbegin()->first + 1, static_cast<int64_t>(sides.size())) << "consecutive from 0";
+    }
+  }
+}
+
+// Without a mask every pixel of a superpixel, in every channel, gets its segment's coefficient.
+TEST(Lime, SuperpixelExplanationsAreConstantOnEachSegment) {
+  const Model model = Model::load(kShared + "cnn_dynbatch.onnx");
+  const Tensor x = first_rows(read_npy(kShared + "cnn_inputs.npy"), 2);
+  const std::string method = "lime:n=200,region_size=7";
+  const Tensor e = explain(model, method, x, {1, 2});
+  const Tensor segments = lime_segments(MethodSpec::parse(method), x);
+  ASSERT_EQ(segments.shape(), (Shape{2, 28, 28}));
+  for (int64_t i = 0; i < 2; ++i) {
+    std::map<int64_t, float> value;
+    for (int64_t p = 0; p < 28 * 28; ++p) {
+      const auto [it, first] = value.try_emplace(static_cast<int64_t>(segments[i * 784 + p]), e[i * 784 + p]);
+      if (!first) {
+        EXPECT_EQ(e[i * 784 + p], it->second) << "sample " << i << " pixel " << p;
+      }
+    }
+    EXPECT_GE(value.size(), 8u);
+  }
+  EXPECT_TRUE(lime_segments(MethodSpec::parse("lime:mask=m.npy"), x).empty());
+}
+
 TEST(PerturbationErrors, OneClearMessageEach) {
   const Model model = Model::load(kShared + "cnn_dynbatch.onnx");
   const Tensor x = first_rows(read_npy(kShared + "cnn_inputs.npy"), 2);
@@ -250,8 +299,14 @@ TEST(PerturbationErrors, OneClearMessageEach) {
   std::remove(mask.c_str());
   EXPECT_EQ(error_of([&] { create_analyzer(MethodSpec::parse("ablation")); }),
             "method 'ablation' needs mask=FILE.npy (one integer group per element)");
-  EXPECT_EQ(error_of([&] { create_analyzer(MethodSpec::parse("lime")); }),
-            "method 'lime' needs mask=FILE.npy (one integer group per element)");
+  const Model conv1d = Model::load(kData + "/models/conv1d.onnx");
+  const Tensor signal = read_npy(kData + "/models/conv1d_input.npy");
+  EXPECT_EQ(error_of([&] { explain(conv1d, "lime", signal, std::vector<int64_t>(signal.dim(0), 0)); }),
+            "lime: without mask=FILE.npy the input is segmented into superpixels, which needs images [N, C, "
+            "H, W]; the explained input is of shape " +
+                to_string(signal.shape()) + " (give a mask with one integer group per element)");
+  EXPECT_EQ(error_of([&] { create_analyzer(MethodSpec::parse("lime:segmentation=seeds")); }),
+            "method 'lime': parameter segmentation=seeds must be one of lsc, mslic, slic, slico");
   EXPECT_EQ(error_of([&] { explain(model, "grad_cam:layer=/6/Reluu", x, targets); }),
             "grad_cam: unknown layer '/6/Reluu': no node or value of the model has that name (did you mean "
             "'/6/Relu'?)");

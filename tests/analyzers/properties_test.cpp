@@ -40,6 +40,7 @@ TEST(AnalyzerProperties, ExplanationsHaveTheInputShape) {
   patterns.patterns = estimate_patterns(model, patterns.statistics, PatternType::relu);
   context.patterns_file = ::testing::TempDir() + "/shape_test_" + std::to_string(getpid()) + ".safetensors";
   write_pattern_file(context.patterns_file, patterns);
+  context.data = std::make_shared<const Tensor>(x);  // prediction_difference's statistics
   // The feature groups of ablation and LIME: the image's left and right halves.
   Tensor halves(Shape{1, 1, 28, 28}, 0.0f);
   for (int64_t j = 0; j < halves.size(); ++j) halves[j] = static_cast<float>(j % 28 >= 14);
@@ -49,7 +50,8 @@ TEST(AnalyzerProperties, ExplanationsHaveTheInputShape) {
                                                    {"smoothgrad", ":n=3"},
                                                    {"rise", ":n=16"},
                                                    {"ablation", ":mask=" + mask},
-                                                   {"lime", ":n=8,mask=" + mask}};
+                                                   {"lime", ":n=8,mask=" + mask},
+                                                   {"prediction_difference", ":n=1,window=8,padding=1"}};
   for (const MethodInfo& m : available_methods()) {
     if (m.name == "cam") continue;  // needs a global average pooling, which this model lacks (cam_test)
     const auto it = cheaper.find(m.name);

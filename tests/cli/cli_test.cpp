@@ -124,6 +124,35 @@ TEST(Cli, ExplainWritesArraysAndPictures) {
   EXPECT_EQ(read_npy((out / "all.npy").string()).shape(), (Shape{16, 10, 1, 28, 28}));
 }
 
+// LIME without a mask writes the superpixels it used beside each explanation (and in the manifest), the
+// same as the library's lime_segments; prediction_difference reads --data.
+TEST(Cli, ExplainWritesLimeSegmentsAndReadsData) {
+  const fs::path out = temp("explain_segments_out");
+  fs::remove_all(out);
+  const std::string model = kShared + "models/cnn_dynbatch.onnx", inputs = kShared + "models/cnn_inputs.npy";
+  CliRun r = sieve_cli("explain " + model + " " + inputs +
+                       "[0:2] -m lime:n=50,region_size=7 --save npy --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Tensor segments =
+      read_npy((out / "cnn_inputs.npy_0__lime_n_50_region_size_7__segments.npy").string());
+  EXPECT_EQ(segments.shape(), (Shape{28, 28}));
+  std::ifstream manifest(out / "manifest.json");
+  const nlohmann::json m = nlohmann::json::parse(manifest);
+  EXPECT_EQ(m["explanations"][1]["outputs"].size(), 2u);
+  r = sieve_cli("explain " + model + " " + inputs + "[0:2] -m lime:n=50 --out " +
+                (out / "lime.npy").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy((out / "lime__lime_n_50__segments.npy").string()).shape(), (Shape{2, 28, 28}));
+  r = sieve_cli("explain " + model + " " + inputs +
+                "[0:1] -m prediction_difference:mode=marginal,n=2 --data " + inputs + " --out " +
+                (out / "pda.npy").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy((out / "pda.npy").string()).shape(), (Shape{1, 1, 28, 28}));
+  expect_clear_error(sieve_cli("explain " + model + " " + inputs + "[0:1] -m prediction_difference --out " +
+                               (out / "pda.npy").string()),
+                     "method 'prediction_difference' samples its windows from data: give --data");
+}
+
 TEST(Cli, MethodsListsEveryMethodWithDefaults) {
   const CliRun r = sieve_cli("methods");
   ASSERT_EQ(r.code, 0);
