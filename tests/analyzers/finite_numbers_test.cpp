@@ -66,6 +66,7 @@ TEST_P(FiniteNumbers, EveryMethodIsFiniteOrRefuses) {
   const Tensor inputs = read_npy(kModels + "inputs.npy");
   AnalyzerContext context;
   context.input_range = InputRange{{0.0f}, {1.0f}};
+  context.data = std::make_shared<const Tensor>(inputs);  // prediction_difference samples from it
   try {
     InputStream data({kModels + "inputs.npy"}, Preprocessing{}, model.input_shapes().at(0));
     context.patterns =
