@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/visualize.hpp"
 
 namespace sieve {
 
@@ -15,5 +16,8 @@ namespace sieve {
 const std::vector<MethodInfo>& available_methods();
 // Throws sieve::Error for an unknown method, an unknown parameter or a malformed value.
 std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const AnalyzerContext& context = {});
+// The picture of a method's explanations: `choice` (a parse_visualization name), or the method's own
+// default when it is empty.
+Visualization method_visualization(const MethodSpec& spec, const std::string& choice = "");
 
 }  // namespace sieve

@@ -218,4 +218,12 @@ std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const Analyzer
               "sieve methods lists them)");
 }
 
+Visualization method_visualization(const MethodSpec& spec, const std::string& choice) {
+  if (!choice.empty()) return parse_visualization(choice);
+  for (const MethodInfo& info : available_methods()) {
+    if (info.name == spec.name) return parse_visualization(info.visualization);
+  }
+  throw Error("unknown method '" + spec.name + "' (sieve methods lists them)");
+}
+
 }  // namespace sieve
