@@ -137,38 +137,6 @@ void write_csv(const std::string& path, const RegionPerturbationResult& r, const
   write_text(path, s.str());
 }
 
-// PatternNet Fig. 4: the mean measure after each step, one line per method and order, the random order
-// dashed.
-std::string degradation_svg(const RegionPerturbationResult& r, const RegionPerturbationOptions& p,
-                            const Evaluated& e) {
-  const std::string measure = p.measure == PerturbationMeasure::softmax ? "softmax" : "logit";
-  LineChart chart{"tiles of " + std::to_string(p.size) + "×" + std::to_string(p.size) + " replaced",
-                  "mean " + measure + " of the tracked class",
-                  0,
-                  1,
-                  {ChartPanel{}}};
-  ChartPanel& panel = chart.panels.front();
-  for (size_t m = 0; m < r.methods.size(); ++m) {
-    for (const DegradationCurves& d : r.methods[m].orders) {
-      const std::string order = p.orders.size() > 1 ? " (" + to_string(d.order) + ")" : "";
-      panel.series.push_back({e.names[m] + order, d.mean_curve, false});
-    }
-  }
-  panel.series.push_back({"random", r.random.mean_curve, true});
-  bool first = true;
-  for (const ChartSeries& s : panel.series) {
-    for (double v : s.y) {
-      chart.y_min = first ? v : std::min(chart.y_min, v);
-      chart.y_max = first ? v : std::max(chart.y_max, v);
-      first = false;
-    }
-  }
-  if (p.measure == PerturbationMeasure::softmax)
-    chart.y_min = std::min(chart.y_min, 0.0), chart.y_max = std::max(chart.y_max, 1.0);
-  if (chart.y_max <= chart.y_min) chart.y_max = chart.y_min + 1.0;
-  return line_chart_svg(chart);
-}
-
 nlohmann::json perturbation_parameters(const RegionPerturbationOptions& p) {
   static const char* fills[] = {"patch_mean", "zero", "baseline", "uniform", "blur"};
   std::vector<std::string> orders;
@@ -540,7 +508,7 @@ void evaluate_region_perturbation(const EvaluateOptions& o, const MethodSpec& me
   out["random"] = curves_json(r.random);
   j["region_perturbation"] = out;
   if (!o.csv.empty()) write_csv(o.csv, r, e, loaded.inputs);
-  if (!o.svg.empty()) write_text(o.svg, degradation_svg(r, p, e));
+  if (!o.svg.empty()) write_text(o.svg, line_chart_svg(degradation_chart(r, p, e.names)));
 }
 
 void evaluate_completeness(const EvaluateOptions& o, const MethodSpec& metric, const Model& model,

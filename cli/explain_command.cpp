@@ -41,75 +41,6 @@ struct ExplainOptions {
   InputOptions input;
 };
 
-Visualization parse_viz(const std::string& name) {
-  if (name == "heatmap") return Visualization::heatmap;
-  if (name == "graymap") return Visualization::graymap;
-  if (name == "projection") return Visualization::projection;
-  if (name == "scale_input") return Visualization::scale_input;
-  if (name == "blend") return Visualization::blend;
-  throw Error("unknown visualization '" + name + "' (heatmap, graymap, projection, scale_input, blend)");
-}
-
-// The rule or treatment of every node of a relevance method.
-nlohmann::json rules_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer, const Model& model) {
-  nlohmann::json nodes = nlohmann::json::array();
-  for (const RuleAssignment& a : analyzer.assignment(model))
-    nodes.push_back({{"node", a.name}, {"op_type", a.op_type}, {"rule", a.rule}});
-  return {{"method", spec.text()}, {"nodes", nodes}};
-}
-
-// Width of a table's node column: 28, or one more than the longest name (exporters write long paths).
-int node_column(const nlohmann::json& rows) {
-  size_t width = 27;
-  for (const nlohmann::json& r : rows) width = std::max(width, r["node"].get<std::string>().size());
-  return static_cast<int>(width + 1);
-}
-
-void print_rules(const nlohmann::json& rules) {
-  std::cout << "rules of " << rules["method"].get<std::string>() << ":\n";
-  const int width = node_column(rules["nodes"]);
-  for (const nlohmann::json& n : rules["nodes"]) {
-    std::cout << "  " << std::left << std::setw(width) << n["node"].get<std::string>() << std::setw(20)
-              << n["op_type"].get<std::string>() << n["rule"].get<std::string>() << "\n";
-  }
-}
-
-// Σ R per layer for a relevance method: means over the explanations of Σ R at each node's output and input.
-nlohmann::json conservation_json(const MethodSpec& spec, const RelevanceAnalyzer& analyzer,
-                                 const Model& model, const std::vector<Tensor>& samples,
-                                 const TargetSelection& targets, int64_t max_batch) {
-  const ConservationReport report = conservation_report(analyzer, model, samples, targets, max_batch);
-  nlohmann::json layers = nlohmann::json::array();
-  for (const LayerRelevance& l : report.layers) {
-    const double out = l.output_sum[0], in = l.input_sum[0];
-    layers.push_back({{"node", l.name},
-                      {"op_type", l.op_type},
-                      {"sum_out", out},
-                      {"sum_in", in},
-                      {"ratio", out != 0.0 ? in / out : 0.0}});
-  }
-  return {{"method", spec.text()},
-          {"explanations", report.explanations},
-          {"mean_target_logit", report.mean_target_logit},
-          {"layers", layers}};
-}
-
-void print_conservation(const nlohmann::json& c) {
-  std::cout << "relevance per layer for " << c["method"].get<std::string>() << " (means over "
-            << c["explanations"].get<size_t>() << " explanation(s); mean target logit "
-            << c["mean_target_logit"].get<double>() << "):\n";
-  const int width = node_column(c["layers"]);
-  std::cout << "  " << std::left << std::setw(width) << "node" << std::setw(20) << "op" << std::right
-            << std::setw(14) << "sum R out" << std::setw(14) << "sum R in" << std::setw(10) << "in/out"
-            << "\n";
-  for (const nlohmann::json& l : c["layers"]) {
-    std::cout << "  " << std::left << std::setw(width) << l["node"].get<std::string>() << std::setw(20)
-              << l["op_type"].get<std::string>() << std::right << std::setw(14) << l["sum_out"].get<double>()
-              << std::setw(14) << l["sum_in"].get<double>() << std::setw(10) << l["ratio"].get<double>()
-              << "\n";
-  }
-}
-
 // Where the results go: nowhere (only --explain-rules / --conservation), one .npy array, one .png
 // picture, or a directory. Paths are checked before any work.
 enum class OutKind { none, npy, png, directory };
@@ -273,36 +204,23 @@ void report_relevance(const ExplainOptions& o, const Methods& methods, const Mod
     const auto* relevance = dynamic_cast<const RelevanceAnalyzer*>(methods.analyzers[m]);
     if (relevance == nullptr) continue;
     if (o.explain_rules) {
-      const nlohmann::json rules = rules_json(methods.specs[m], *relevance, model);
+      const nlohmann::json rules = rules_json(methods.specs[m].text(), *relevance, model);
       if (o.json) {
         printed["rules"].push_back(rules);
       } else {
-        print_rules(rules);
+        std::cout << rules_table(rules);
       }
     }
     if (o.conservation) {
-      const nlohmann::json c =
-          conservation_json(methods.specs[m], *relevance, model, samples, targets, o.input.batch);
+      const nlohmann::json c = conservation_json(
+          methods.specs[m].text(), conservation_report(*relevance, model, samples, targets, o.input.batch));
       if (o.json) {
         printed["conservation"].push_back(c);
       } else {
-        print_conservation(c);
+        std::cout << conservation_table(c);
       }
     }
   }
-}
-
-// The picture per method: --viz, or the method's own default.
-std::vector<Visualization> pictures_for(const ExplainOptions& o, const std::vector<MethodSpec>& specs) {
-  std::vector<Visualization> pictures;
-  for (const MethodSpec& spec : specs) {
-    std::string name = o.viz;
-    for (const MethodInfo& info : available_methods()) {
-      if (name.empty() && info.name == spec.name) name = info.visualization;
-    }
-    pictures.push_back(parse_viz(name));
-  }
-  return pictures;
 }
 
 // One manifest record per explanation. The target's value is read from the explained output; its
@@ -484,7 +402,8 @@ void run_explain(const ExplainOptions& o) {
     if (o.json) std::cout << printed.dump() << "\n";
     return;
   }
-  const std::vector<Visualization> pictures = pictures_for(o, methods.specs);
+  std::vector<Visualization> pictures;
+  for (const MethodSpec& spec : methods.specs) pictures.push_back(method_visualization(spec, o.viz));
   Progress progress("explaining");
   const std::vector<Explanation> results =
       explain_samples(model, samples, methods.analyzers, targets, setup, o.input.batch,

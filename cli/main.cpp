@@ -40,6 +40,22 @@ std::string suggestion(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// The command as a shell would take it back: words with characters other than these quoted.
+std::string command_line(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    const std::string word = argv[i];
+    const bool plain =
+        !word.empty() &&
+        word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=,+-@") ==
+            std::string::npos;
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += (i > 0 ? " " : "") + (plain ? word : quoted + "'");
+  }
+  return line;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,6 +69,7 @@ int main(int argc, char** argv) {
   sieve::cli::add_fit_patterns_command(app);
   sieve::cli::add_signal_quality_command(app);
   sieve::cli::add_evaluate_command(app);
+  sieve::cli::add_report_command(app, command_line(argc, argv));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,7 @@
 // (PatternNet §4.1, Fig. 3), as a table, JSON and an SVG line plot.
 
 #include <iostream>
+#include <memory>
 
 #include "commands.hpp"
 #include "input_options.hpp"
@@ -30,40 +31,24 @@ void run_quality(const QualityOptions& o) {
     outputs = {parse_quality_output(o.output)};
   }
   const Model model = Model::load(o.model);
-  const PatternFile patterns = read_pattern_file_for(o.patterns, model);
-  if (!o.allow_overlap) check_disjoint_splits(patterns.data_description, o.data, o.eval);
   std::vector<std::string> all_data = o.data;
   all_data.insert(all_data.end(), o.eval.begin(), o.eval.end());
   const LoadedInputs resolved = resolve_preprocessing(o.model, model, o.input, all_data);
-  // Both streams first, so a missing or unfitting file is reported before any work.
-  InputStream fit_data(o.data, resolved.preprocessing, model.input_shapes().at(0));
-  InputStream eval_data(o.eval, resolved.preprocessing, model.input_shapes().at(0));
-  auto statistics = [&](InputStream& data, const std::string& label) {
-    Progress progress(label);
-    return fit_quality_statistics(model, data, o.input.batch, [&](int64_t done, int64_t total) {
-      progress.update(static_cast<size_t>(done), static_cast<size_t>(std::max<int64_t>(total, done)));
-    });
-  };
-  const QualityStatistics fit = statistics(fit_data, "statistics (fit v)");
-  const QualityStatistics eval = statistics(eval_data, "statistics (evaluation)");
-  QualityReport report{o.model,
-                       o.patterns,
-                       patterns.data_description,
-                       patterns.statistics.images,
-                       o.data,
-                       o.eval,
-                       fit.images,
-                       eval.images,
-                       o.seed,
-                       o.ridge,
-                       outputs,
-                       {}};
-  report.results = signal_quality(model, patterns, fit, eval, outputs, o.seed, o.ridge);
-
+  const QualityRun run{o.model,       o.patterns, o.data,  o.eval,         outputs,
+                       o.input.batch, o.seed,     o.ridge, o.allow_overlap};
+  // One progress bar per statistics pass.
+  std::unique_ptr<Progress> progress;
+  std::string stage_shown;
+  const QualityReport report = measure_signal_quality(
+      model, run, resolved.preprocessing, [&](const std::string& stage, int64_t done, int64_t total) {
+        if (stage != stage_shown) progress = std::make_unique<Progress>(stage), stage_shown = stage;
+        progress->update(static_cast<size_t>(done), static_cast<size_t>(std::max<int64_t>(total, done)));
+      });
+  progress.reset();
   std::cout << "patterns fitted on " << report.pattern_images << " input(s) (" << report.pattern_data
-            << "), v on " << fit.images << ", evaluated on " << eval.images << "\n";
+            << "), v on " << report.fit_images << ", evaluated on " << report.eval_images << "\n";
   for (size_t k = 0; k < outputs.size(); ++k)
-    std::cout << (k > 0 ? "\n" : "") << quality_table(outputs[k], report.results[k]);
+    std::cout << (k > 0 ? "\n" : "") << quality_table(report.outputs[k], report.results[k]);
   if (!o.json.empty()) write_text(o.json, quality_json(report).dump(2) + "\n");
   if (!o.svg.empty()) write_text(o.svg, quality_svg(report));
 }

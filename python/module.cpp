@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 #include "sieve/methods.hpp"
 #include "sieve/model.hpp"
 #include "sieve/patterns.hpp"
+#include "sieve/report.hpp"
 
 namespace py = pybind11;
 
@@ -356,6 +358,91 @@ py::array_t<float> load_inputs_for(const ModelHandle& handle, const std::vector<
   return stacked(samples);
 }
 
+// `text` as a Python string literal, for the call recorded in the report.
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return out + "'";
+}
+
+std::string quoted_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& i : items) out += (out.empty() ? "" : ", ") + quoted(i);
+  return "[" + out + "]";
+}
+
+ReportModel report_model(const ModelHandle& handle, const std::shared_ptr<const Model>& model) {
+  return {handle.path(), model.get(), handle.class_names(), handle.input_range()};
+}
+
+// What `sieve report` writes, from the same arguments: the inputs read as load_inputs reads them, the
+// true labels as a list of classes or the command line's --labels text.
+void report(const ModelHandle& handle, const std::vector<std::string>& paths,
+            const std::vector<std::string>& methods, const std::string& out,
+            const std::vector<std::shared_ptr<ModelHandle>>& compare, const py::object& labels,
+            const std::vector<std::string>& evaluate, const std::string& patterns,
+            const std::vector<std::string>& quality_data, const std::vector<std::string>& quality_eval,
+            int top, const std::string& viz, int64_t batch) {
+  check_report_path(out);
+  if (batch < 1) throw Error("batch: at least 1, got " + std::to_string(batch));
+  if (quality_data.empty() != quality_eval.empty())
+    throw Error(
+        "quality_data and quality_eval go together: rho(S) fits v on one split, measures on the other");
+  const auto start = std::chrono::steady_clock::now();
+  const std::shared_ptr<const Model> model = handle.model();
+  std::vector<std::shared_ptr<const Model>> others;  // held for the call
+  std::vector<ReportModel> models{report_model(handle, model)};
+  for (const std::shared_ptr<ModelHandle>& c : compare) {
+    others.push_back(c->model());
+    models.push_back(report_model(*c, others.back()));
+  }
+  ReportOptions options;
+  options.methods = methods;
+  options.metrics = evaluate;
+  options.patterns = patterns;
+  options.viz = viz;
+  options.top = top;
+  options.batch = batch;
+  options.preprocessing = handle.preprocessing();
+  options.command_line = "sieve.report(" + quoted(handle.path()) + ", " + quoted_list(paths) +
+                         ", methods=" + quoted_list(methods) + ", out=" + quoted(out) + ")";
+  if (!quality_data.empty()) {
+    options.quality = QualityRun{};
+    options.quality->model_path = handle.path();
+    options.quality->fit_data = quality_data;
+    options.quality->eval_data = quality_eval;
+  }
+  std::optional<std::string> label_text;
+  std::vector<int64_t> label_list;
+  if (py::isinstance<py::str>(labels)) {
+    label_text = labels.cast<std::string>();
+  } else if (!labels.is_none()) {
+    for (const py::handle item : labels.cast<py::iterable>()) {
+      if (!is_index(item))
+        throw Error("labels: a list of class indices, got an item of type " + type_name(item));
+      label_list.push_back(py::int_(py::reinterpret_borrow<py::object>(item)).cast<int64_t>());
+    }
+    if (label_list.empty()) throw Error("labels: the list is empty");
+  }
+  py::gil_scoped_release release;
+  const std::vector<NamedInput> inputs =
+      load_inputs(paths, handle.preprocessing(), model->input_shapes().at(0));
+  if (inputs.empty()) throw Error("no inputs in " + std::to_string(paths.size()) + " path(s)");
+  for (const NamedInput& in : inputs) check_input(in.tensor, model->input_shapes().at(0), in.name);
+  const Shape& output = model->output_shapes().at(0);
+  const int64_t classes = output.size() == 2 ? output[1] : -1;
+  if (label_text) {
+    options.labels = read_labels(*label_text, inputs.size(), classes, handle.class_names());
+  } else if (!label_list.empty()) {
+    std::string text;
+    for (int64_t l : label_list) text += (text.empty() ? "" : ",") + std::to_string(l);
+    options.labels = read_labels(text, inputs.size(), classes, handle.class_names());
+  }
+  options.timings.emplace_back(
+      "loading inputs", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  write_report(out, report_html(models, inputs, options));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(sieve, m) {
@@ -441,6 +528,13 @@ PYBIND11_MODULE(sieve, m) {
         py::arg("metric") = "region_perturbation", py::arg("target") = py::none(), py::kw_only(),
         py::arg("patterns") = py::none(), py::arg("batch") = 32,
         "Region perturbation of explanations: method strings or arrays shaped like x");
+  m.def("report", &report, py::arg("model"), py::arg("paths"), py::arg("methods"), py::kw_only(),
+        py::arg("out"), py::arg("compare") = std::vector<std::shared_ptr<ModelHandle>>{},
+        py::arg("labels") = py::none(), py::arg("evaluate") = std::vector<std::string>{},
+        py::arg("patterns") = "", py::arg("quality_data") = std::vector<std::string>{},
+        py::arg("quality_eval") = std::vector<std::string>{}, py::arg("top") = 5, py::arg("viz") = "",
+        py::arg("batch") = 32,
+        "Writes the HTML report sieve report writes: the inputs in paths explained with every method");
   m.def("load_inputs", &load_inputs_for, py::arg("model"), py::arg("paths"),
         "Images, .npy or IDX files as one batch, preprocessed as the command line does for the model");
 }

@@ -16,6 +16,7 @@ packages=(
   libonnx-testdata
   python3 python3-numpy python3-onnx python3-torch python3-torchvision
   python3-dev pybind11-dev python3-pybind11 python3-pytest
+  chromium python3-pil
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/io/line_chart.hpp"
 #include "sieve/io/preprocess.hpp"
 #include "sieve/model.hpp"
 #include "sieve/tensor.hpp"
@@ -121,6 +122,12 @@ RegionPerturbationResult region_perturbation(const Model& model, const std::vect
                                              const std::vector<const Analyzer*>& analyzers,
                                              const RegionPerturbationOptions& options,
                                              std::vector<int64_t> targets = {});
+
+// PatternNet Fig. 4: the mean measure after each step, one line per set of explanations (`names`, one
+// per entry of result.methods) and order, the random order dashed; the y range spans the curves (and
+// 0..1 for the softmax).
+LineChart degradation_chart(const RegionPerturbationResult& result, const RegionPerturbationOptions& options,
+                            const std::vector<std::string>& names);
 
 // Each sample explained by `analyzer` (prepared for `model`) for its target index, in batches.
 std::vector<Tensor> explain_targets(const Model& model, const Analyzer& analyzer,

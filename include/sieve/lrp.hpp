@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -128,5 +129,15 @@ struct ConservationReport {
 ConservationReport conservation_report(const RelevanceAnalyzer& analyzer, const Model& model,
                                        const std::vector<Tensor>& samples, const TargetSelection& targets,
                                        int64_t max_batch = 32);
+
+// What --explain-rules prints for a relevance method (`method`, its text): {"method", "nodes": [{"node",
+// "op_type", "rule"}]} and the same as a table for people, one line per node.
+nlohmann::json rules_json(const std::string& method, const RelevanceAnalyzer& analyzer, const Model& model);
+std::string rules_table(const nlohmann::json& rules);
+// What --conservation prints: {"method", "explanations", "mean_target_logit", "layers": [{"node",
+// "op_type", "sum_out", "sum_in", "ratio"}]} (ratio in/out, 0 where nothing leaves the node) and the
+// table for people.
+nlohmann::json conservation_json(const std::string& method, const ConservationReport& report);
+std::string conservation_table(const nlohmann::json& conservation);
 
 }  // namespace sieve

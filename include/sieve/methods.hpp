@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sieve/analyzer.hpp"
+#include "sieve/visualize.hpp"
 
 namespace sieve {
 
@@ -18,5 +19,9 @@ std::unique_ptr<Analyzer> create_analyzer(const MethodSpec& spec, const Analyzer
 // The segments [N, H, W] that `lime` without a mask switches on and off in images [N, C, H, W] (its
 // superpixels, one integer per pixel); empty for another method or with a mask.
 Tensor lime_segments(const MethodSpec& spec, const Tensor& input);
+
+// The picture of a method's explanations: `choice` (a parse_visualization name), or the method's own
+// default when it is empty.
+Visualization method_visualization(const MethodSpec& spec, const std::string& choice = "");
 
 }  // namespace sieve

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,13 @@ struct ModelReport {
   std::vector<std::string> canonicalizations;  // one line per rewrite applied
   std::string stripped_output_op;              // "Softmax"/"LogSoftmax" when removed, else empty
 };
+
+class Model;
+
+// What `sieve info --json` prints and the report shows: the model file `path`, producer, opset, inputs
+// and outputs (name, shape with null for a dynamic dimension), the operators before and after
+// canonicalization, the parameter count, the rewrites applied and what the explained output is.
+nlohmann::json model_summary_json(const std::string& path, const Model& model);
 
 // A loaded, checked and canonicalized model, ready to run.
 class Model {

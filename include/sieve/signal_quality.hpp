@@ -120,6 +120,24 @@ struct QualityReport {
   std::vector<QualityOutput> outputs;
   std::vector<std::vector<LayerQuality>> results;  // one per output
 };
+// A ρ(S) run on files, as `sieve signal-quality` makes it: the patterns in `patterns_path` (checked
+// against `model`), v fitted on `fit_data` and the correlation measured on `eval_data` (data arguments,
+// FILE[a:b] for a slice, read with `preprocessing`), the three splits checked to share no samples unless
+// `allow_overlap`. Both streams are opened before any work, so a missing file is reported first.
+// `progress(stage, done, total)` follows the statistics passes ("statistics (fit v)", "statistics
+// (evaluation)"), total 0 if unknown.
+struct QualityRun {
+  std::string model_path, patterns_path;
+  std::vector<std::string> fit_data, eval_data;
+  std::vector<QualityOutput> outputs{QualityOutput::pre, QualityOutput::post};
+  int64_t batch = 32;
+  uint64_t seed = 0;
+  double ridge = kQualityRidge;
+  bool allow_overlap = false;
+};
+QualityReport measure_signal_quality(
+    const Model& model, const QualityRun& run, const Preprocessing& preprocessing,
+    const std::function<void(const std::string& stage, int64_t done, int64_t total)>& progress = {});
 // "pre: t = y = wᵀx" or "post: t = relu(wᵀx + b)".
 std::string describe(QualityOutput output);
 // A table for people: one row per layer, one column per estimator (mean ρ), with a heading line.

@@ -3,6 +3,7 @@
 // Turning explanations into pictures (METHODS.md §5.1). Every function takes one explanation [C, H, W]
 // (or [1, C, H, W]) and returns an 8-bit image of H×W. Scaling is per image.
 
+#include <string>
 #include <vector>
 
 #include "sieve/io/image.hpp"
@@ -11,6 +12,8 @@
 namespace sieve {
 
 enum class Visualization { heatmap, graymap, projection, scale_input, blend };
+// "heatmap", "graymap", "projection", "scale_input" or "blend"; throws sieve::Error for anything else.
+Visualization parse_visualization(const std::string& name);
 
 // Signed attributions: channels summed, t/max|t|, blue (−) – white (0) – red (+).
 Image heatmap(const Tensor& explanation);

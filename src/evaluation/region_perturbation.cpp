@@ -489,4 +489,35 @@ RegionPerturbationResult region_perturbation(const Model& model, const std::vect
   return result;
 }
 
+LineChart degradation_chart(const RegionPerturbationResult& result, const RegionPerturbationOptions& options,
+                            const std::vector<std::string>& names) {
+  const std::string measure = options.measure == PerturbationMeasure::softmax ? "softmax" : "logit";
+  LineChart chart{
+      "tiles of " + std::to_string(options.size) + "×" + std::to_string(options.size) + " replaced",
+      "mean " + measure + " of the tracked class",
+      0,
+      1,
+      {ChartPanel{}}};
+  ChartPanel& panel = chart.panels.front();
+  for (size_t m = 0; m < result.methods.size(); ++m) {
+    for (const DegradationCurves& d : result.methods[m].orders) {
+      const std::string order = options.orders.size() > 1 ? " (" + to_string(d.order) + ")" : "";
+      panel.series.push_back({names.at(m) + order, d.mean_curve, false});
+    }
+  }
+  panel.series.push_back({"random", result.random.mean_curve, true});
+  bool first = true;
+  for (const ChartSeries& s : panel.series) {
+    for (double v : s.y) {
+      chart.y_min = first ? v : std::min(chart.y_min, v);
+      chart.y_max = first ? v : std::max(chart.y_max, v);
+      first = false;
+    }
+  }
+  if (options.measure == PerturbationMeasure::softmax)
+    chart.y_min = std::min(chart.y_min, 0.0), chart.y_max = std::max(chart.y_max, 1.0);
+  if (chart.y_max <= chart.y_min) chart.y_max = chart.y_min + 1.0;
+  return chart;
+}
+
 }  // namespace sieve

@@ -101,17 +101,42 @@ Image read_image(const std::string& path) {
   throw Error(path + ": not a PNG or JPEG file");
 }
 
-void write_png(const std::string& path, const Image& image) {
-  if (image.channels != 1 && image.channels != 3) throw Error(path + ": only gray or RGB images are written");
+namespace {
+
+// libpng's simplified-API description of a gray or RGB image; `what` names the image in messages.
+png_image png_description(const Image& image, const std::string& what) {
+  if (image.channels != 1 && image.channels != 3) throw Error(what + ": only gray or RGB images are written");
   png_image png;
   std::memset(&png, 0, sizeof png);
   png.version = PNG_IMAGE_VERSION;
   png.width = static_cast<png_uint_32>(image.width);
   png.height = static_cast<png_uint_32>(image.height);
   png.format = image.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  return png;
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const Image& image) {
+  png_image png = png_description(image, path);
   if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(), 0, nullptr)) {
     throw Error(path + ": cannot write PNG: " + png.message);
   }
+}
+
+std::string encode_png(const Image& image) {
+  const std::string what =
+      "PNG of a " + std::to_string(image.width) + "x" + std::to_string(image.height) + " image";
+  png_image png = png_description(image, what);
+  // The first call with no buffer asks libpng for the size, the second writes.
+  png_alloc_size_t size = 0;
+  if (!png_image_write_to_memory(&png, nullptr, &size, 0, image.pixels.data(), 0, nullptr))
+    throw Error(what + ": " + png.message);
+  std::string bytes(size, '\0');
+  if (!png_image_write_to_memory(&png, bytes.data(), &size, 0, image.pixels.data(), 0, nullptr))
+    throw Error(what + ": " + png.message);
+  bytes.resize(size);
+  return bytes;
 }
 
 namespace {

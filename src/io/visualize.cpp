@@ -7,6 +7,15 @@
 #include "sieve/error.hpp"
 
 namespace sieve {
+
+Visualization parse_visualization(const std::string& name) {
+  if (name == "heatmap") return Visualization::heatmap;
+  if (name == "graymap") return Visualization::graymap;
+  if (name == "projection") return Visualization::projection;
+  if (name == "scale_input") return Visualization::scale_input;
+  if (name == "blend") return Visualization::blend;
+  throw Error("unknown visualization '" + name + "' (heatmap, graymap, projection, scale_input, blend)");
+}
 namespace {
 
 struct Planes {

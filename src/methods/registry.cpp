@@ -256,4 +256,12 @@ Tensor lime_segments(const MethodSpec& spec, const Tensor& input) {
   return analyzers::lime_segments(params, input);
 }
 
+Visualization method_visualization(const MethodSpec& spec, const std::string& choice) {
+  if (!choice.empty()) return parse_visualization(choice);
+  for (const MethodInfo& info : available_methods()) {
+    if (info.name == spec.name) return parse_visualization(info.visualization);
+  }
+  throw Error("unknown method '" + spec.name + "' (sieve methods lists them)");
+}
+
 }  // namespace sieve

@@ -126,4 +126,34 @@ void check_disjoint_splits(const std::string& pattern_data, const std::vector<st
   }
 }
 
+QualityReport measure_signal_quality(
+    const Model& model, const QualityRun& run, const Preprocessing& preprocessing,
+    const std::function<void(const std::string& stage, int64_t done, int64_t total)>& progress) {
+  const PatternFile patterns = read_pattern_file_for(run.patterns_path, model);
+  if (!run.allow_overlap) check_disjoint_splits(patterns.data_description, run.fit_data, run.eval_data);
+  InputStream fit_data(run.fit_data, preprocessing, model.input_shapes().at(0));
+  InputStream eval_data(run.eval_data, preprocessing, model.input_shapes().at(0));
+  auto statistics = [&](InputStream& data, const std::string& stage) {
+    return fit_quality_statistics(model, data, run.batch, [&](int64_t done, int64_t total) {
+      if (progress) progress(stage, done, total);
+    });
+  };
+  const QualityStatistics fit = statistics(fit_data, "statistics (fit v)");
+  const QualityStatistics eval = statistics(eval_data, "statistics (evaluation)");
+  QualityReport report{run.model_path,
+                       run.patterns_path,
+                       patterns.data_description,
+                       patterns.statistics.images,
+                       run.fit_data,
+                       run.eval_data,
+                       fit.images,
+                       eval.images,
+                       run.seed,
+                       run.ridge,
+                       run.outputs,
+                       {}};
+  report.results = signal_quality(model, patterns, fit, eval, run.outputs, run.seed, run.ridge);
+  return report;
+}
+
 }  // namespace sieve

@@ -16,6 +16,8 @@ struct Image {
 // dropped. Throws sieve::Error naming the file for anything it cannot decode.
 Image read_image(const std::string& path);
 void write_png(const std::string& path, const Image& image);
+// The PNG file of a gray or RGB image as bytes in memory (for embedding, e.g. in a data: URI).
+std::string encode_png(const Image& image);
 // Bilinear resampling with half-pixel centers.
 Image resize_bilinear(const Image& image, int width, int height);
 // Nearest-neighbour resampling with half-pixel centers.
