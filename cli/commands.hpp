@@ -13,5 +13,6 @@ void add_methods_command(CLI::App& app);
 void add_fit_patterns_command(CLI::App& app);
 void add_signal_quality_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
+void add_visualize_neuron_command(CLI::App& app);
 
 }  // namespace sieve::cli
