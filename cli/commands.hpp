@@ -16,5 +16,6 @@ void add_signal_quality_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
 // `command_line`: the whole command as typed, recorded in the report's provenance.
 void add_report_command(CLI::App& app, const std::string& command_line);
+void add_visualize_neuron_command(CLI::App& app);
 
 }  // namespace sieve::cli

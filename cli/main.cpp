@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   sieve::cli::add_signal_quality_command(app);
   sieve::cli::add_evaluate_command(app);
   sieve::cli::add_report_command(app, command_line(argc, argv));
+  sieve::cli::add_visualize_neuron_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

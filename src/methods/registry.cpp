@@ -4,6 +4,7 @@
 #include "analyzers/cam.hpp"
 #include "analyzers/deeplift.hpp"
 #include "analyzers/gradient_family.hpp"
+#include "analyzers/meaningful_perturbation.hpp"
 #include "analyzers/perturbation.hpp"
 #include "analyzers/prediction_difference.hpp"
 #include "patterns/pattern_analyzers.hpp"
@@ -144,6 +145,29 @@ std::vector<Entry> perturbation_methods() {
        [](Params& p, const AnalyzerContext& context) {
          return analyzers::make_prediction_difference(p, context.max_batch, context.data);
        }},
+      {{"meaningful_perturbation",
+        "1 − M for the smooth mask M = smooth(upsample(m)) that Adam learns so that perturbing where M < 1 "
+        "lowers the target's score most for the least area: λ1‖1 − m‖₁ + λ2 Σ‖∇m‖_β^β + f(Φ(x(· − τ), M)), "
+        "τ a random jitter (Fong & Vedaldi; preservation: M for λ1‖m‖₁ + λ2 Σ‖∇m‖_β^β − f)",
+        {{"mode", "deletion", "deletion (saliency 1 − M) or preservation (saliency M)"},
+         {"perturbation", "blur",
+          "what Φ blends in where M < 1: blur (a Gaussian blur of σ0 = blur_sigma), constant (the sample's "
+          "mean per channel) or noise (Gaussian, σ = noise_level · value range)"},
+         {"score", "probability", "f: the target's softmax probability, or its logit"},
+         {"iterations", "300", "Adam steps"},
+         {"lr", "0.1", "Adam's learning rate"},
+         {"lambda1", "1e-4", "weight of the area term, a sum over the mask cells"},
+         {"lambda2", "1e-2", "weight of the total-variation term, a sum over the mask cells"},
+         {"beta", "3", "exponent β of the total variation"},
+         {"upsample", "4", "input elements per mask cell along each spatial axis"},
+         {"mask_sigma", "2.5", "σ_m of the Gaussian smoothing of the upsampled mask, in elements (0: none)"},
+         {"blur_sigma", "10", "σ0 of the blur perturbation, in elements"},
+         {"noise_level", "0.2", "perturbation=noise: σ relative to the sample's value range"},
+         {"jitter", "2", "the input is shifted by τ ∈ {0..jitter} elements along each spatial axis per step"},
+         {"seed", "0", "random seed of the jitter and the noise"},
+         {"batch", "", "perturbed inputs per forward pass (default: --batch)"}},
+        "heatmap"},
+       batched<analyzers::make_meaningful_perturbation>},
   };
 }
 
